@@ -1,0 +1,84 @@
+//! `hipaa-operator`: the command line.
+
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use hipaa_operator::api;
+
+/// Builds and keeps a HIPAA-aligned AWS architecture from four Kubernetes custom
+/// resources (HipaaNetwork, HipaaBackend, HipaaEdge, PaymentPipeline).
+#[derive(Parser, Debug)]
+#[command(name = "hipaa-operator", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Print the CustomResourceDefinitions of all four kinds as one multi-document YAML
+    /// stream (the content of crds/hipaa.dev.yaml), e.g. `hipaa-operator crds | kubectl apply -f -`.
+    Crds,
+    /// Check manifests against the hipaa.dev schemas as the API server would (defaults,
+    /// bounds, CEL rules, immutable fields, unknown fields) without a cluster. A later
+    /// document for the same object is checked as an update of the earlier one. Exits 1
+    /// when any object is refused.
+    Validate {
+        /// Manifest files (multi-document YAML); `-` reads standard input.
+        #[arg(short = 'f', long = "filename", required = true)]
+        files: Vec<PathBuf>,
+    },
+}
+
+fn main() -> anyhow::Result<ExitCode> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Crds => {
+            let mut stdout = std::io::stdout().lock();
+            stdout.write_all(api::crds_yaml().as_bytes())?;
+            stdout.flush()?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Validate { files } => validate(&files),
+    }
+}
+
+fn validate(files: &[PathBuf]) -> anyhow::Result<ExitCode> {
+    let checker = api::manifests::Checker::new()?;
+    let (mut checked, mut refused) = (0usize, 0usize);
+    for file in files {
+        let text = if file.as_os_str() == "-" {
+            let mut text = String::new();
+            std::io::stdin()
+                .read_to_string(&mut text)
+                .context("reading standard input")?;
+            text
+        } else {
+            std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?
+        };
+        for verdict in checker.check_stream(&text) {
+            checked += 1;
+            let what = if verdict.update { "update of " } else { "" };
+            if verdict.accepted() {
+                println!("{}: {what}{} accepted", file.display(), verdict.object);
+            } else {
+                refused += 1;
+                println!("{}: {what}{} refused:", file.display(), verdict.object);
+                for error in &verdict.errors {
+                    println!("  - {error}");
+                }
+            }
+        }
+    }
+    if refused > 0 {
+        eprintln!("{refused} of {checked} objects refused");
+        return Ok(ExitCode::FAILURE);
+    }
+    if checked == 0 {
+        eprintln!("no hipaa.dev objects found");
+    }
+    Ok(ExitCode::SUCCESS)
+}

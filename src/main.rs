@@ -31,11 +31,42 @@ enum Command {
         #[arg(short = 'f', long = "filename", required = true)]
         files: Vec<PathBuf>,
     },
+    /// Serve an embedded Kubernetes API server (discovery, built-in kinds, CRDs, watch,
+    /// apply, schema validation) for kubectl and the operator, until Ctrl-C. Writes a
+    /// kubeconfig with a bearer token generated at start.
+    Devcluster {
+        /// Address to serve on. Loopback is served over plain HTTP; any other address over
+        /// TLS with a self-signed certificate written next to the kubeconfig.
+        #[arg(
+            long,
+            default_value = "127.0.0.1:6443",
+            env = "HIPAA_DEVCLUSTER_LISTEN"
+        )]
+        listen: std::net::SocketAddr,
+        /// Where to write the kubeconfig (default: devcluster.kubeconfig in the data
+        /// directory, or in a new temporary directory).
+        #[arg(long, env = "HIPAA_DEVCLUSTER_KUBECONFIG")]
+        kubeconfig: Option<PathBuf>,
+        /// Persist state here, crash-safe; state is in memory when absent.
+        #[arg(long, env = "HIPAA_DEVCLUSTER_DATA_DIR")]
+        data_dir: Option<PathBuf>,
+    },
 }
 
 fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     match cli.command {
+        Command::Devcluster {
+            listen,
+            kubeconfig,
+            data_dir,
+        } => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(devcluster(listen, kubeconfig, data_dir))?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Crds => {
             let mut stdout = std::io::stdout().lock();
             stdout.write_all(api::crds_yaml().as_bytes())?;
@@ -81,4 +112,29 @@ fn validate(files: &[PathBuf]) -> anyhow::Result<ExitCode> {
         eprintln!("no hipaa.dev objects found");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+async fn devcluster(
+    listen: std::net::SocketAddr,
+    kubeconfig: Option<PathBuf>,
+    data_dir: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    let cluster =
+        hipaa_operator::devcluster::DevCluster::start(hipaa_operator::devcluster::Options {
+            listen,
+            kubeconfig,
+            data_dir,
+        })
+        .await?;
+    println!("devcluster serving at {}", cluster.url());
+    println!("kubeconfig: {}", cluster.kubeconfig_path().display());
+    println!(
+        "  export KUBECONFIG={}",
+        cluster.kubeconfig_path().display()
+    );
+    println!("  kubectl apply -f crds/ && kubectl get hipaa -A");
+    tokio::signal::ctrl_c().await?;
+    println!("stopping");
+    cluster.shutdown().await;
+    Ok(())
 }

@@ -72,6 +72,31 @@ fn crds_are_fresh() {
 }
 
 #[test]
+fn committed_crds_have_no_scalar_a_yaml_1_1_parser_reads_as_a_boolean() {
+    // kubectl parses YAML 1.1, where plain y/n/yes/no/on/off are booleans: an enum value
+    // `N` in the CRD would reach the API server as `false`.
+    let ambiguous = [
+        "y", "Y", "yes", "Yes", "YES", "n", "N", "no", "No", "NO", "on", "On", "ON", "off", "Off",
+        "OFF",
+    ];
+    let text = std::fs::read_to_string(repo(COMMITTED_CRDS)).unwrap();
+    for (number, line) in text.lines().enumerate() {
+        let scalar = line
+            .trim_start()
+            .trim_start_matches("- ")
+            .rsplit(": ")
+            .next()
+            .unwrap_or_default()
+            .trim();
+        assert!(
+            !ambiguous.contains(&scalar),
+            "{COMMITTED_CRDS}:{}: {line:?}",
+            number + 1
+        );
+    }
+}
+
+#[test]
 fn crds_command_prints_the_committed_crds() {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_hipaa-operator"))
         .arg("crds")
@@ -566,7 +591,7 @@ fn defaults_are_applied_as_documented() {
         (
             "PaymentPipeline",
             "/spec/table/partitionKey",
-            json!({"name": "paymentId", "type": "S"}),
+            json!({"name": "paymentId", "type": "String"}),
             "keyed by paymentId",
         ),
     ];

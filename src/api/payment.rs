@@ -315,16 +315,28 @@ pub enum BillingMode {
     Provisioned,
 }
 
-/// DynamoDB attribute types usable in keys.
+/// DynamoDB attribute types usable in keys. Spelled out rather than DynamoDB's `S`/`N`/`B`:
+/// YAML 1.1 parsers (kubectl's among them) read an unquoted `N` as the boolean false.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
 pub enum KeyType {
-    /// String.
+    /// DynamoDB `S`.
     #[default]
-    S,
-    /// Number.
-    N,
-    /// Binary.
-    B,
+    String,
+    /// DynamoDB `N`.
+    Number,
+    /// DynamoDB `B`.
+    Binary,
+}
+
+impl KeyType {
+    /// DynamoDB's name for the type (`S`, `N`, `B`).
+    pub fn dynamodb(self) -> &'static str {
+        match self {
+            KeyType::String => "S",
+            KeyType::Number => "N",
+            KeyType::Binary => "B",
+        }
+    }
 }
 
 /// A key attribute of the table.
@@ -334,7 +346,7 @@ pub struct KeyAttribute {
     /// Attribute name.
     #[schemars(length(min = 1, max = 255))]
     pub name: String,
-    /// `S` (default), `N` or `B`.
+    /// `String` (default), `Number` or `Binary`.
     #[serde(default, rename = "type")]
     pub type_: KeyType,
 }
@@ -365,7 +377,7 @@ pub struct TableSpec {
     #[schemars(range(min = 1, max = 40_000))]
     pub write_capacity_units: Option<i32>,
 
-    /// Partition key. Default `paymentId` of type `S`. Immutable.
+    /// Partition key. Default `paymentId` of type `String`. Immutable.
     #[serde(default = "default_partition_key")]
     #[x_kube(validation = Rule::new("self == oldSelf").message("partitionKey is immutable"))]
     pub partition_key: KeyAttribute,
@@ -384,7 +396,7 @@ pub struct TableSpec {
 fn default_partition_key() -> KeyAttribute {
     KeyAttribute {
         name: "paymentId".to_string(),
-        type_: KeyType::S,
+        type_: KeyType::String,
     }
 }
 

@@ -208,6 +208,58 @@ impl SchemaValidator {
     }
 }
 
+impl SchemaValidator {
+    /// Removes the fields [`unknown_fields`](Self::unknown_fields) lists, as the API
+    /// server prunes them before storing.
+    pub fn prune(&self, object: &mut Value) {
+        if let Value::Object(map) = object {
+            map.retain(|key, _| {
+                matches!(key.as_str(), "apiVersion" | "kind" | "metadata")
+                    || self
+                        .schema
+                        .get("properties")
+                        .and_then(|p| p.get(key))
+                        .is_some()
+            });
+            for (key, value) in map.iter_mut() {
+                if let Some(sub) = self.schema.get("properties").and_then(|p| p.get(key))
+                    && key != "metadata"
+                {
+                    prune_unknown(sub, value);
+                }
+            }
+        }
+    }
+}
+
+fn prune_unknown(schema: &Value, value: &mut Value) {
+    if schema.get("x-kubernetes-preserve-unknown-fields") == Some(&Value::Bool(true)) {
+        return;
+    }
+    match value {
+        Value::Object(map) => {
+            let properties = schema.get("properties");
+            let additional = schema.get("additionalProperties").filter(|a| a.is_object());
+            map.retain(|key, _| {
+                properties.and_then(|p| p.get(key)).is_some() || additional.is_some()
+            });
+            for (key, child) in map.iter_mut() {
+                if let Some(sub) = properties.and_then(|p| p.get(key)).or(additional) {
+                    prune_unknown(sub, child);
+                }
+            }
+        }
+        Value::Array(items) => {
+            if let Some(item_schema) = schema.get("items") {
+                items
+                    .iter_mut()
+                    .for_each(|item| prune_unknown(item_schema, item));
+            }
+        }
+        _ => {}
+    }
+}
+
 fn collect_unknown(schema: &Value, value: &Value, path: String, out: &mut Vec<String>) {
     if schema.get("x-kubernetes-preserve-unknown-fields") == Some(&Value::Bool(true)) {
         return;
@@ -541,5 +593,20 @@ mod tests {
         let mut unknown = v.unknown_fields(&object);
         unknown.sort();
         assert_eq!(unknown, vec!["extra", "spec.list[0].b", "spec.typo"]);
+        let mut pruned = object.clone();
+        v.prune(&mut pruned);
+        assert!(
+            v.unknown_fields(&pruned).is_empty(),
+            "pruning removes exactly what was listed"
+        );
+        assert_eq!(
+            pruned["metadata"]["labels"],
+            json!({}),
+            "metadata is left alone"
+        );
+        assert_eq!(
+            pruned["spec"]["tags"]["anything"], "goes",
+            "additionalProperties keep their keys"
+        );
     }
 }

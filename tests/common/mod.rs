@@ -1,0 +1,114 @@
+//! Helpers shared by the integration tests: a devcluster per test and the real kubectl.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use hipaa_operator::devcluster::{DevCluster, Options};
+
+pub fn repo(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
+}
+
+/// A devcluster plus a private kubectl home (discovery cache, config), so tests never
+/// share state with each other or with the user's ~/.kube.
+pub struct Cluster {
+    pub cluster: DevCluster,
+    pub home: PathBuf,
+}
+
+impl Cluster {
+    pub async fn start() -> Self {
+        Self::start_with(Options::default()).await
+    }
+
+    pub async fn start_with(options: Options) -> Self {
+        let cluster = DevCluster::start(options).await.expect("devcluster starts");
+        let home =
+            std::env::temp_dir().join(format!("kubectl-home-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&home).unwrap();
+        Self { cluster, home }
+    }
+
+    pub fn client(&self) -> kube::Client {
+        self.cluster.client()
+    }
+
+    /// Runs the real kubectl against this cluster.
+    pub async fn kubectl(&self, args: &[&str]) -> Output {
+        self.kubectl_command(args)
+            .output()
+            .await
+            .expect("kubectl runs")
+    }
+
+    pub fn kubectl_command(&self, args: &[&str]) -> tokio::process::Command {
+        let mut command = tokio::process::Command::new("kubectl");
+        command
+            .args(args)
+            .env("KUBECONFIG", self.cluster.kubeconfig_path())
+            .env("HOME", &self.home)
+            .env("KUBECACHEDIR", self.home.join("cache"))
+            .kill_on_drop(true);
+        command
+    }
+
+    /// Runs kubectl and panics with its output unless it succeeds; returns stdout.
+    pub async fn kubectl_ok(&self, args: &[&str]) -> String {
+        let out = self.kubectl(args).await;
+        assert!(
+            out.status.success(),
+            "kubectl {} failed:\nstdout: {}\nstderr: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Installs the committed CRDs and waits until they are established.
+    pub async fn install_crds(&self) {
+        self.kubectl_ok(&["apply", "-f", repo("crds").to_str().unwrap()])
+            .await;
+        self.kubectl_ok(&[
+            "wait",
+            "--for=condition=Established",
+            "--timeout=10s",
+            "crd",
+            "--all",
+        ])
+        .await;
+    }
+
+    /// Creates a namespace with `kubectl apply` (JSON on the wire).
+    pub async fn create_namespace(&self, name: &str) {
+        let file = self.home.join(format!("namespace-{name}.yaml"));
+        std::fs::write(
+            &file,
+            format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {name}\n"),
+        )
+        .unwrap();
+        self.kubectl_ok(&["apply", "-f", file.to_str().unwrap()])
+            .await;
+    }
+
+    pub async fn stop(self) {
+        self.cluster.shutdown().await;
+        std::fs::remove_dir_all(&self.home).ok();
+    }
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A second, independent kube-rs client (its own connections) for the same cluster.
+pub async fn client_of(c: &Cluster) -> kube::Client {
+    hipaa_operator::devcluster::client_for(c.cluster.kubeconfig_path())
+        .await
+        .expect("client")
+}

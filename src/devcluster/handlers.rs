@@ -543,7 +543,7 @@ impl WatchContext {
 }
 
 /// How often an idle watch that allows bookmarks gets one.
-const BOOKMARK_EVERY: Duration = Duration::from_secs(5);
+const BOOKMARK_EVERY: Duration = Duration::from_secs(1);
 
 async fn watch(server: Arc<Server>, target: Target, call: Call) -> Response {
     let selectors = match Selectors::parse(&call) {

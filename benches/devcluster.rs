@@ -23,10 +23,16 @@ fn config_map(i: usize) -> ConfigMap {
     ConfigMap {
         metadata: ObjectMeta {
             name: Some(format!("cm-{i:05}")),
-            labels: Some(BTreeMap::from([("bench".to_string(), "devcluster".to_string())])),
+            labels: Some(BTreeMap::from([(
+                "bench".to_string(),
+                "devcluster".to_string(),
+            )])),
             ..Default::default()
         },
-        data: Some(BTreeMap::from([("payload".to_string(), format!("value-{i}-{}", "x".repeat(200)))])),
+        data: Some(BTreeMap::from([(
+            "payload".to_string(),
+            format!("value-{i}-{}", "x".repeat(200)),
+        )])),
         ..Default::default()
     }
 }
@@ -35,12 +41,19 @@ fn rss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap_or_default()
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:").map(|v| v.trim().trim_end_matches(" kB").trim().parse().unwrap_or(0)))
+        .find_map(|l| {
+            l.strip_prefix("VmRSS:")
+                .map(|v| v.trim().trim_end_matches(" kB").trim().parse().unwrap_or(0))
+        })
         .unwrap_or(0)
 }
 
 fn report(what: &str, count: usize, elapsed: Duration) {
-    println!("{what:<34} {count:>7} in {:>7.2} s = {:>9.0} /s", elapsed.as_secs_f64(), count as f64 / elapsed.as_secs_f64());
+    println!(
+        "{what:<34} {count:>7} in {:>7.2} s = {:>9.0} /s",
+        elapsed.as_secs_f64(),
+        count as f64 / elapsed.as_secs_f64()
+    );
 }
 
 #[tokio::main(flavor = "multi_thread")]
@@ -48,9 +61,19 @@ async fn main() {
     let dir = std::env::temp_dir().join(format!("devcluster-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let kubeconfig = dir.join("kubeconfig");
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let mut server = tokio::process::Command::new(env!("CARGO_BIN_EXE_hipaa-operator"))
-        .args(["devcluster", "--listen", &format!("127.0.0.1:{port}"), "--kubeconfig", kubeconfig.to_str().unwrap()])
+        .args([
+            "devcluster",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--kubeconfig",
+            kubeconfig.to_str().unwrap(),
+        ])
         .stdout(std::process::Stdio::null())
         .kill_on_drop(true)
         .spawn()
@@ -65,7 +88,9 @@ async fn main() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    println!("devcluster bench: {OBJECTS} ConfigMaps of ~250 bytes, {CONCURRENCY} requests in flight, server pid {pid}");
+    println!(
+        "devcluster bench: {OBJECTS} ConfigMaps of ~250 bytes, {CONCURRENCY} requests in flight, server pid {pid}"
+    );
     println!("server RSS at start: {} MiB", rss_kib(pid) / 1024);
 
     let started = Instant::now();
@@ -79,7 +104,10 @@ async fn main() {
         .await
         .unwrap();
     report("create", OBJECTS, started.elapsed());
-    println!("server RSS at {OBJECTS} objects: {} MiB", rss_kib(pid) / 1024);
+    println!(
+        "server RSS at {OBJECTS} objects: {} MiB",
+        rss_kib(pid) / 1024
+    );
 
     let started = Instant::now();
     futures::stream::iter(0..GETS)
@@ -100,7 +128,11 @@ async fn main() {
     }
     let elapsed = started.elapsed();
     report("list (all 10,000 objects)", LISTS, elapsed);
-    println!("{:<34} {:>7} objects/s", "  list throughput", (LISTS * OBJECTS) as f64 as u64 / elapsed.as_secs().max(1));
+    println!(
+        "{:<34} {:>7} objects/s",
+        "  list throughput",
+        (LISTS * OBJECTS) as f64 as u64 / elapsed.as_secs().max(1)
+    );
 
     let started = Instant::now();
     futures::stream::iter(0..UPDATES)
@@ -109,7 +141,10 @@ async fn main() {
             async move {
                 let name = format!("cm-{:05}", i % OBJECTS);
                 let mut cm = api.get(&name).await?;
-                cm.data = Some(BTreeMap::from([("payload".to_string(), format!("updated-{i}"))]));
+                cm.data = Some(BTreeMap::from([(
+                    "payload".to_string(),
+                    format!("updated-{i}"),
+                )]));
                 api.replace(&name, &PostParams::default(), &cm).await
             }
         })
@@ -121,13 +156,23 @@ async fn main() {
     println!("server RSS after updates: {} MiB", rss_kib(pid) / 1024);
 
     // Watch fan-out: every watcher sees every update.
-    let rv = api.list(&ListParams::default().limit(1)).await.unwrap().metadata.resource_version.unwrap();
+    let rv = api
+        .list(&ListParams::default().limit(1))
+        .await
+        .unwrap()
+        .metadata
+        .resource_version
+        .unwrap();
     let mut watchers = Vec::new();
     for _ in 0..WATCHERS {
         let api = api.clone();
         let rv = rv.clone();
         watchers.push(tokio::spawn(async move {
-            let mut stream = api.watch(&WatchParams::default().timeout(120), &rv).await.unwrap().boxed();
+            let mut stream = api
+                .watch(&WatchParams::default().timeout(120), &rv)
+                .await
+                .unwrap()
+                .boxed();
             let mut seen = 0;
             while seen < WATCHED_UPDATES {
                 match stream.try_next().await.unwrap() {
@@ -147,7 +192,10 @@ async fn main() {
             async move {
                 let name = format!("cm-{:05}", i);
                 let mut cm = api.get(&name).await?;
-                cm.data = Some(BTreeMap::from([("payload".to_string(), format!("watched-{i}"))]));
+                cm.data = Some(BTreeMap::from([(
+                    "payload".to_string(),
+                    format!("watched-{i}"),
+                )]));
                 api.replace(&name, &PostParams::default(), &cm).await
             }
         })
@@ -160,9 +208,20 @@ async fn main() {
         delivered += w.await.unwrap();
     }
     let elapsed = started.elapsed();
-    assert_eq!(delivered, WATCHERS * WATCHED_UPDATES, "every watcher saw every update");
-    report(&format!("watch fan-out ({WATCHERS} watchers) events"), delivered, elapsed);
-    println!("server RSS with {WATCHERS} watches: {} MiB", rss_kib(pid) / 1024);
+    assert_eq!(
+        delivered,
+        WATCHERS * WATCHED_UPDATES,
+        "every watcher saw every update"
+    );
+    report(
+        &format!("watch fan-out ({WATCHERS} watchers) events"),
+        delivered,
+        elapsed,
+    );
+    println!(
+        "server RSS with {WATCHERS} watches: {} MiB",
+        rss_kib(pid) / 1024
+    );
     server.kill().await.ok();
     std::fs::remove_dir_all(&dir).ok();
 }

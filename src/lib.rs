@@ -2,4 +2,9 @@
 //! Kubernetes custom resources.
 
 pub mod api;
+pub mod blueprint;
+pub mod cloud;
+pub mod compliance;
 pub mod devcluster;
+pub mod engine;
+pub mod plan;

@@ -31,6 +31,20 @@ enum Command {
         #[arg(short = 'f', long = "filename", required = true)]
         files: Vec<PathBuf>,
     },
+    /// Show what the engine would do for the objects in manifest files, changing nothing:
+    /// the AWS resources it would create, update or leave alone, and why. Against the
+    /// simulated AWS the plan starts from an empty cloud.
+    Plan {
+        /// Manifest files (multi-document YAML); `-` reads standard input.
+        #[arg(short = 'f', long = "filename", required = true)]
+        files: Vec<PathBuf>,
+        /// Which AWS to plan against.
+        #[arg(long, value_enum, default_value = "sim", env = "HIPAA_CLOUD")]
+        cloud: CloudChoice,
+        /// Output format.
+        #[arg(short = 'o', long = "output", value_enum, default_value = "table")]
+        output: PlanFormat,
+    },
     /// Serve an embedded Kubernetes API server (discovery, built-in kinds, CRDs, watch,
     /// apply, schema validation) for kubectl and the operator, until Ctrl-C. Writes a
     /// kubeconfig with a bearer token generated at start.
@@ -51,6 +65,18 @@ enum Command {
         #[arg(long, env = "HIPAA_DEVCLUSTER_DATA_DIR")]
         data_dir: Option<PathBuf>,
     },
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum CloudChoice {
+    /// The in-memory simulated AWS (starts empty).
+    Sim,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum PlanFormat {
+    Table,
+    Json,
 }
 
 fn main() -> anyhow::Result<ExitCode> {
@@ -74,7 +100,70 @@ fn main() -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Validate { files } => validate(&files),
+        Command::Plan {
+            files,
+            cloud,
+            output,
+        } => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(plan(&files, cloud, output))
+        }
     }
+}
+
+fn read_input(file: &PathBuf) -> anyhow::Result<String> {
+    if file.as_os_str() == "-" {
+        let mut text = String::new();
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .context("reading standard input")?;
+        Ok(text)
+    } else {
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))
+    }
+}
+
+async fn plan(
+    files: &[PathBuf],
+    cloud: CloudChoice,
+    output: PlanFormat,
+) -> anyhow::Result<ExitCode> {
+    use hipaa_operator::cloud::sim::{SimCloud, SimConfig};
+    let note = match cloud {
+        CloudChoice::Sim => {
+            "simulated AWS: planned from an empty cloud (nothing exists yet), nothing was changed"
+        }
+    };
+    let mut plans = Vec::new();
+    for file in files {
+        let text = read_input(file)?;
+        let config = SimConfig {
+            time_scale: 0.0,
+            ..SimConfig::default()
+        };
+        plans.extend(
+            hipaa_operator::plan::plan_stream(&text, || SimCloud::new(config.clone()))
+                .await
+                .map_err(anyhow::Error::msg)?,
+        );
+    }
+    match output {
+        PlanFormat::Table => print!("{}", hipaa_operator::plan::render_table(&plans, note)),
+        PlanFormat::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&hipaa_operator::plan::render_json(&plans, note))?
+        ),
+    }
+    let failed = plans
+        .iter()
+        .any(|p| matches!(p.result, hipaa_operator::plan::PlanResult::Failed(_)));
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn validate(files: &[PathBuf]) -> anyhow::Result<ExitCode> {

@@ -598,12 +598,23 @@ async fn field_validation_strict_warn_and_ignore() {
     c.stop().await;
 }
 
+/// Method, path, content type, body, expected code, reason, what it proves.
+type BadRequest = (
+    &'static str,
+    String,
+    &'static str,
+    Vec<u8>,
+    u16,
+    &'static str,
+    &'static str,
+);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_gets_the_real_status_and_stores_nothing() {
     let c = Cluster::start().await;
     let path = "/api/v1/namespaces/default/configmaps";
     let huge = serde_json::to_vec(&json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "huge"}, "data": {"x": "y".repeat(3 * 1024 * 1024)}})).unwrap();
-    let cases: Vec<(&str, String, &str, Vec<u8>, u16, &str, &str)> = vec![
+    let cases: Vec<BadRequest> = vec![
         (
             "POST",
             path.into(),

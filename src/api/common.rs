@@ -175,6 +175,10 @@ pub struct ManagedResource {
     /// The AWS lifecycle state last observed (`available`, `pending`, `creating`, …).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<String>,
+    /// When the operator created it. A resource AWS does not list yet (eventual
+    /// consistency) shortly after this time is waited for, never created twice.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<Time>,
 }
 
 /// One field of one AWS resource whose observed value differs from the declared one.

@@ -19,6 +19,8 @@ pub struct Verdict {
     pub update: bool,
     /// Empty when the object is accepted.
     pub errors: Vec<FieldError>,
+    /// The object as the API server would store it (defaults applied), when accepted.
+    pub defaulted: Option<Value>,
 }
 
 impl Verdict {
@@ -62,6 +64,7 @@ impl Checker {
                     verdicts.push(Verdict {
                         object: format!("document {}", index + 1),
                         update: false,
+                        defaulted: None,
                         errors: vec![FieldError {
                             field: String::new(),
                             kind: FieldErrorType::Invalid,
@@ -90,6 +93,7 @@ impl Checker {
                 verdicts.push(Verdict {
                     object: key,
                     update: false,
+                    defaulted: None,
                     errors: vec![FieldError {
                         field: "kind".into(),
                         kind: FieldErrorType::Unsupported,
@@ -118,9 +122,11 @@ impl Checker {
                 })
                 .collect();
             let update = old.is_some();
+            let mut accepted = None;
             match validator.validate(&value, old) {
                 Ok(defaulted) if errors.is_empty() => {
-                    stored.insert(key.clone(), defaulted);
+                    stored.insert(key.clone(), defaulted.clone());
+                    accepted = Some(defaulted);
                 }
                 Ok(_) => {}
                 Err(invalid) => errors.extend(invalid.0),
@@ -129,6 +135,7 @@ impl Checker {
                 object: key,
                 update,
                 errors,
+                defaulted: accepted,
             });
         }
         verdicts

@@ -1,0 +1,417 @@
+//! The Provider boundary: every AWS resource kind behind the same four verbs (observe,
+//! create, update, delete), with two backends — `sim` (an in-memory AWS for the demo,
+//! tests and benchmarks) and, in a later change, `aws` (the AWS SDK).
+//!
+//! The engine speaks only these types: a [`Desired`] resource (its kind's spec with
+//! references already resolved to AWS ids, and its tags) and an [`Observed`] one (what
+//! AWS reports, in the same spec shape, plus id, ARN and lifecycle state). Because both
+//! sides use one shape, drift is a field-by-field comparison of two specs.
+
+pub mod sim;
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// Tag keys every managed resource carries (see DESIGN.md "Rules the engine keeps").
+pub const TAG_OWNER: &str = "hipaa.dev/owner";
+pub const TAG_NODE: &str = "hipaa.dev/node";
+pub const TAG_MANAGED_BY: &str = "hipaa.dev/managed-by";
+pub const MANAGED_BY: &str = "hipaa-operator";
+
+/// The AWS resource kinds the operator manages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Kind {
+    KmsKey,
+    LogGroup,
+    IamRole,
+    Vpc,
+    /// The VPC's default security group, which must have no rules (NET-5). Never created
+    /// or deleted: "create" and "update" revoke its rules.
+    DefaultSecurityGroup,
+    Subnet,
+    InternetGateway,
+    ElasticIp,
+    NatGateway,
+    RouteTable,
+    SecurityGroup,
+    Instance,
+    FlowLog,
+}
+
+impl Kind {
+    /// `service:type`, as status and metrics name it.
+    pub fn type_name(self) -> &'static str {
+        match self {
+            Kind::KmsKey => "kms:key",
+            Kind::LogGroup => "logs:log-group",
+            Kind::IamRole => "iam:role",
+            Kind::Vpc => "ec2:vpc",
+            Kind::DefaultSecurityGroup => "ec2:default-security-group",
+            Kind::Subnet => "ec2:subnet",
+            Kind::InternetGateway => "ec2:internet-gateway",
+            Kind::ElasticIp => "ec2:elastic-ip",
+            Kind::NatGateway => "ec2:nat-gateway",
+            Kind::RouteTable => "ec2:route-table",
+            Kind::SecurityGroup => "ec2:security-group",
+            Kind::Instance => "ec2:instance",
+            Kind::FlowLog => "ec2:flow-log",
+        }
+    }
+
+    /// The AWS service that owns the kind (for call counting).
+    pub fn service(self) -> &'static str {
+        self.type_name().split(':').next().unwrap_or("ec2")
+    }
+}
+
+/// An ingress or egress rule of a security group.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct SgRule {
+    /// `tcp`, `udp`, `icmp` or `-1` (all).
+    pub protocol: String,
+    pub from_port: i32,
+    pub to_port: i32,
+    /// An IPv4/IPv6 CIDR, or a security group id (`sg-…`).
+    pub source: String,
+}
+
+/// A route in a route table.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Route {
+    pub destination: String,
+    /// `igw-…`, `nat-…` (or `local`, which observe omits).
+    pub target: String,
+}
+
+/// What one resource is (desired) or was seen to be (observed). Ids of other resources
+/// are AWS ids (the engine resolves references before handing a spec to a provider).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(
+    tag = "kind",
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase"
+)]
+pub enum Spec {
+    KmsKey {
+        description: String,
+        rotation_enabled: bool,
+        /// Observed only: the key is scheduled for deletion.
+        pending_deletion: bool,
+    },
+    LogGroup {
+        name: String,
+        retention_days: i32,
+        kms_key_arn: String,
+    },
+    IamRole {
+        name: String,
+        /// The service allowed to assume it, e.g. `vpc-flow-logs.amazonaws.com`.
+        trusted_service: String,
+        /// Actions the inline policy allows (least privilege: only these, on `*`).
+        allowed_actions: Vec<String>,
+    },
+    Vpc {
+        cidr_block: String,
+        enable_dns_support: bool,
+        enable_dns_hostnames: bool,
+    },
+    DefaultSecurityGroup {
+        vpc_id: String,
+        ingress: Vec<SgRule>,
+        egress: Vec<SgRule>,
+    },
+    Subnet {
+        vpc_id: String,
+        cidr_block: String,
+        availability_zone: String,
+        map_public_ip_on_launch: bool,
+    },
+    InternetGateway {
+        /// The VPC it is attached to ("" when detached).
+        vpc_id: String,
+    },
+    ElasticIp {},
+    NatGateway {
+        subnet_id: String,
+        allocation_id: String,
+    },
+    RouteTable {
+        vpc_id: String,
+        routes: Vec<Route>,
+        /// Subnets associated with the table.
+        subnet_ids: Vec<String>,
+    },
+    SecurityGroup {
+        vpc_id: String,
+        name: String,
+        description: String,
+        ingress: Vec<SgRule>,
+        egress: Vec<SgRule>,
+    },
+    Instance {
+        subnet_id: String,
+        security_group_ids: Vec<String>,
+        instance_type: String,
+        image_id: String,
+        /// IMDSv2 only (`HttpTokens=required`).
+        imds_v2_required: bool,
+        root_volume_gib: i32,
+        root_volume_encrypted: bool,
+        root_volume_kms_key_arn: String,
+        associate_public_ip: bool,
+        key_name: String,
+    },
+    FlowLog {
+        vpc_id: String,
+        log_group_name: String,
+        role_arn: String,
+        traffic_type: String,
+    },
+}
+
+impl Spec {
+    pub fn kind(&self) -> Kind {
+        match self {
+            Spec::KmsKey { .. } => Kind::KmsKey,
+            Spec::LogGroup { .. } => Kind::LogGroup,
+            Spec::IamRole { .. } => Kind::IamRole,
+            Spec::Vpc { .. } => Kind::Vpc,
+            Spec::DefaultSecurityGroup { .. } => Kind::DefaultSecurityGroup,
+            Spec::Subnet { .. } => Kind::Subnet,
+            Spec::InternetGateway { .. } => Kind::InternetGateway,
+            Spec::ElasticIp {} => Kind::ElasticIp,
+            Spec::NatGateway { .. } => Kind::NatGateway,
+            Spec::RouteTable { .. } => Kind::RouteTable,
+            Spec::SecurityGroup { .. } => Kind::SecurityGroup,
+            Spec::Instance { .. } => Kind::Instance,
+            Spec::FlowLog { .. } => Kind::FlowLog,
+        }
+    }
+
+    /// The spec's fields as `(name, value as text)`, in declaration order; lists sorted so
+    /// that order never counts as drift. Drift is computed on these.
+    pub fn fields(&self) -> Vec<(String, String)> {
+        let value = serde_json::to_value(self).unwrap_or_default();
+        let mut out = Vec::new();
+        if let Some(map) = value.as_object() {
+            for (key, field) in map {
+                if key == "kind" {
+                    continue;
+                }
+                let text = match field {
+                    serde_json::Value::String(s) => s.clone(),
+                    serde_json::Value::Array(items) => {
+                        let mut rendered: Vec<String> = items.iter().map(render).collect();
+                        rendered.sort();
+                        format!("[{}]", rendered.join(", "))
+                    }
+                    other => render(other),
+                };
+                out.push((key.clone(), text));
+            }
+        }
+        out
+    }
+}
+
+fn render(value: &serde_json::Value) -> String {
+    match value {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Object(map) => {
+            let parts: Vec<String> = map
+                .iter()
+                .map(|(k, v)| format!("{k}={}", render(v)))
+                .collect();
+            parts.join(" ")
+        }
+        other => other.to_string(),
+    }
+}
+
+/// Who owns a resource: the custom resource it was created for.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Owner {
+    pub namespace: String,
+    pub name: String,
+}
+
+impl fmt::Display for Owner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
+}
+
+/// The tags the operator puts on every resource it creates for `owner` as node `node`,
+/// next to the user's tags.
+pub fn ownership_tags(
+    owner: &Owner,
+    node: &str,
+    user: &BTreeMap<String, String>,
+) -> BTreeMap<String, String> {
+    let mut tags = user.clone();
+    tags.insert(TAG_OWNER.into(), owner.to_string());
+    tags.insert(TAG_NODE.into(), node.into());
+    tags.insert(TAG_MANAGED_BY.into(), MANAGED_BY.into());
+    tags
+}
+
+/// A resource as the engine wants it, references resolved.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Desired {
+    /// Logical key in the stack (also the `hipaa.dev/node` tag).
+    pub node: String,
+    pub spec: Spec,
+    /// All tags, the ownership tags included.
+    pub tags: BTreeMap<String, String>,
+    /// Idempotency token for APIs that take one (`ClientToken`, `CallerReference`):
+    /// stable for the owner and node, so a retried create returns the first one.
+    pub client_token: String,
+}
+
+/// Lifecycle state of an observed resource.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum State {
+    /// Being created (NAT `pending`, instance `pending`): exists, not yet usable.
+    Pending,
+    Available,
+    /// Being deleted (NAT `deleting`, instance `shutting-down`).
+    Deleting,
+}
+
+impl State {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Pending => "pending",
+            State::Available => "available",
+            State::Deleting => "deleting",
+        }
+    }
+}
+
+/// A resource as AWS reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Observed {
+    pub id: String,
+    pub arn: Option<String>,
+    pub state: State,
+    pub spec: Spec,
+    pub tags: BTreeMap<String, String>,
+    /// Read-only attributes other resources or the status use (e.g. `publicIp`).
+    pub attributes: BTreeMap<String, String>,
+}
+
+/// What observe looks for: a resource by its recorded id, else by ownership tags.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Lookup {
+    pub node: String,
+    pub recorded_id: Option<String>,
+    /// The desired spec, references resolved, when known: kinds AWS creates itself (the
+    /// VPC's default security group) are found through it (its `vpc_id`).
+    pub desired: Option<Spec>,
+}
+
+/// An error from a provider, classified as the engine's retry policy needs it.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CloudError {
+    /// Rate exceeded: retry with backoff.
+    #[error("{operation}: throttled: {message}")]
+    Throttled { operation: String, message: String },
+    /// AWS-side failure (5xx): retry with backoff.
+    #[error("{operation}: server error: {message}")]
+    Server { operation: String, message: String },
+    /// The resource is still in use (deleting a VPC with subnets): retry later.
+    #[error("{operation}: dependency violation: {message}")]
+    DependencyViolation { operation: String, message: String },
+    /// The resource does not exist.
+    #[error("{operation}: not found: {message}")]
+    NotFound { operation: String, message: String },
+    /// Invalid request, access denied, quota: retrying the same request will not help.
+    #[error("{operation}: {code}: {message}")]
+    Terminal {
+        operation: String,
+        code: String,
+        message: String,
+    },
+}
+
+impl CloudError {
+    /// Worth retrying the same request later.
+    pub fn retryable(&self) -> bool {
+        matches!(
+            self,
+            CloudError::Throttled { .. }
+                | CloudError::Server { .. }
+                | CloudError::DependencyViolation { .. }
+        )
+    }
+
+    /// A fixed, low-cardinality category for metric labels and event reasons.
+    pub fn category(&self) -> &'static str {
+        match self {
+            CloudError::Throttled { .. } => "throttled",
+            CloudError::Server { .. } => "server_error",
+            CloudError::DependencyViolation { .. } => "dependency_violation",
+            CloudError::NotFound { .. } => "not_found",
+            CloudError::Terminal { .. } => "client_error",
+        }
+    }
+}
+
+/// Outcome label of one API call, for `hipaa_operator_aws_api_calls_total`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum CallOutcome {
+    Ok,
+    Throttled,
+    ClientError,
+    ServerError,
+}
+
+impl CallOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallOutcome::Ok => "ok",
+            CallOutcome::Throttled => "throttled",
+            CallOutcome::ClientError => "client_error",
+            CallOutcome::ServerError => "server_error",
+        }
+    }
+}
+
+/// Counted API calls: (service, operation, outcome) -> count.
+pub type CallCounts = BTreeMap<(String, String, CallOutcome), u64>;
+
+/// The four verbs every kind offers. Implementations are idempotent: create applies the
+/// tags at creation and honours the client token; update changes only what differs;
+/// delete of a missing resource succeeds.
+#[allow(async_fn_in_trait)]
+pub trait Provider: Send + Sync {
+    /// Finds the resources of one kind for one owner, by recorded id first, then by the
+    /// ownership tags; one batched call per kind where the API allows. No side effects.
+    /// Returns, for each lookup, what was found (None: nothing).
+    async fn observe(
+        &self,
+        kind: Kind,
+        owner: &Owner,
+        lookups: &[Lookup],
+    ) -> Result<Vec<Option<Observed>>, CloudError>;
+
+    /// Creates the resource with its tags.
+    async fn create(&self, desired: &Desired) -> Result<Observed, CloudError>;
+
+    /// Makes `observed` match `desired` (same kind and id), changing only what differs.
+    async fn update(&self, desired: &Desired, observed: &Observed) -> Result<Observed, CloudError>;
+
+    /// Deletes the resource; a missing one is success.
+    async fn delete(&self, kind: Kind, id: &str) -> Result<(), CloudError>;
+
+    /// Every resource tagged with `owner`, of any kind: what delete must leave empty.
+    async fn owned(&self, owner: &Owner) -> Result<Vec<(Kind, String)>, CloudError>;
+
+    /// API calls made so far.
+    fn calls(&self) -> CallCounts;
+
+    /// Availability zones of a region, for plan-time checks.
+    async fn availability_zones(&self, region: &str) -> Result<Vec<String>, CloudError>;
+}

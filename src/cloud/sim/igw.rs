@@ -1,0 +1,162 @@
+//! Internet gateways: created detached, then attached to the desired VPC. Delete detaches
+//! first (as the provider must), and the detach fails with `DependencyViolation` while the
+//! VPC still has mapped public addresses (a NAT gateway's EIP, an instance's public IP).
+
+use super::SimCloud;
+use super::api::{Result, dependency, not_found, ok_if_missing, sync_tags, terminal};
+use super::world::World;
+use crate::cloud::{Desired, Kind, Observed, Spec};
+
+pub(crate) async fn create(sim: &SimCloud, d: &Desired) -> Result<Observed> {
+    let Spec::InternetGateway { vpc_id } = &d.spec else {
+        unreachable!("dispatched by kind")
+    };
+    let id = sim
+        .call("ec2", "CreateInternetGateway", |w, now| {
+            let id = w.new_id("igw-");
+            w.insert(
+                Kind::InternetGateway,
+                &id,
+                Spec::InternetGateway {
+                    vpc_id: String::new(),
+                },
+                d.tags.clone(),
+                now,
+            );
+            Ok(id)
+        })
+        .await?;
+    if !vpc_id.is_empty() {
+        sim.call("ec2", "AttachInternetGateway", |w, _| {
+            attach(w, &id, vpc_id)
+        })
+        .await?;
+    }
+    sim.snapshot(Kind::InternetGateway, &id)
+}
+
+pub(crate) async fn update(sim: &SimCloud, d: &Desired, o: &Observed) -> Result<Observed> {
+    if let (Spec::InternetGateway { vpc_id: want }, Spec::InternetGateway { vpc_id: have }) =
+        (&d.spec, &o.spec)
+        && want != have
+    {
+        if !have.is_empty() {
+            sim.call("ec2", "DetachInternetGateway", |w, _| {
+                detach(w, &o.id, have)
+            })
+            .await?;
+        }
+        if !want.is_empty() {
+            sim.call("ec2", "AttachInternetGateway", |w, _| {
+                attach(w, &o.id, want)
+            })
+            .await?;
+        }
+    }
+    sync_tags(sim, Kind::InternetGateway, &o.id, &d.tags, &o.tags).await?;
+    sim.snapshot(Kind::InternetGateway, &o.id)
+}
+
+fn attached_to(w: &World, id: &str) -> Result<String> {
+    match w.get(Kind::InternetGateway, id).map(|r| &r.spec) {
+        Some(Spec::InternetGateway { vpc_id }) => Ok(vpc_id.clone()),
+        _ => Err(not_found(
+            "DescribeInternetGateways",
+            "InvalidInternetGatewayID.NotFound",
+            format!("The internetGateway ID '{id}' does not exist"),
+        )),
+    }
+}
+
+fn set_vpc(w: &mut World, id: &str, vpc: &str) {
+    if let Some(Spec::InternetGateway { vpc_id }) =
+        w.get_mut(Kind::InternetGateway, id).map(|r| &mut r.spec)
+    {
+        *vpc_id = vpc.to_string();
+    }
+}
+
+fn attach(w: &mut World, id: &str, vpc: &str) -> Result<()> {
+    let op = "AttachInternetGateway";
+    let current = attached_to(w, id)?;
+    if w.get(Kind::Vpc, vpc).is_none() {
+        return Err(not_found(
+            op,
+            "InvalidVpcID.NotFound",
+            format!("The vpc ID '{vpc}' does not exist"),
+        ));
+    }
+    let other = w.of_kind(Kind::InternetGateway).find(|r| {
+        r.id != id && matches!(&r.spec, Spec::InternetGateway { vpc_id } if vpc_id == vpc)
+    });
+    if let Some(other) = other {
+        return Err(terminal(
+            op,
+            "Resource.AlreadyAssociated",
+            format!("{vpc} already has {} attached", other.id),
+        ));
+    }
+    if !current.is_empty() {
+        return Err(terminal(
+            op,
+            "Resource.AlreadyAssociated",
+            format!("resource {id} is already attached to {current}"),
+        ));
+    }
+    set_vpc(w, id, vpc);
+    Ok(())
+}
+
+/// NAT gateways (until deleted) and instances with a public IP (until terminated) in `vpc`.
+fn mapped_public_address(w: &World, vpc: &str) -> bool {
+    w.in_vpc(Kind::NatGateway, vpc).next().is_some()
+        || w.in_vpc(Kind::Instance, vpc)
+            .any(|r| r.attributes.contains_key("publicIp"))
+}
+
+fn detach(w: &mut World, id: &str, vpc: &str) -> Result<()> {
+    let op = "DetachInternetGateway";
+    let current = attached_to(w, id)?;
+    if current != vpc {
+        return Err(terminal(
+            op,
+            "Gateway.NotAttached",
+            format!("resource {id} is not attached to network {vpc}"),
+        ));
+    }
+    if mapped_public_address(w, vpc) {
+        return Err(dependency(
+            op,
+            format!(
+                "Network {vpc} has some mapped public address(es). Please unmap those public address(es) before detaching the gateway."
+            ),
+        ));
+    }
+    set_vpc(w, id, "");
+    Ok(())
+}
+
+pub(crate) async fn delete(sim: &SimCloud, id: &str) -> Result<()> {
+    let result = async {
+        let vpc = sim
+            .call("ec2", "DescribeInternetGateways", |w, _| attached_to(w, id))
+            .await?;
+        if !vpc.is_empty() {
+            sim.call("ec2", "DetachInternetGateway", |w, _| detach(w, id, &vpc))
+                .await?;
+        }
+        sim.call("ec2", "DeleteInternetGateway", |w, _| {
+            let vpc = attached_to(w, id)?;
+            if !vpc.is_empty() {
+                return Err(dependency(
+                    "DeleteInternetGateway",
+                    format!("The internetGateway '{id}' has dependencies and cannot be deleted."),
+                ));
+            }
+            w.remove(id);
+            Ok(())
+        })
+        .await
+    };
+    ok_if_missing(result.await)
+}

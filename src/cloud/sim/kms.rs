@@ -1,0 +1,211 @@
+//! KMS keys. `CreateKey` takes no idempotency token (a retried create makes a second key).
+//! Delete is `ScheduleKeyDeletion` with the 7-day minimum window: the key stays, state
+//! `Deleting` and `pending_deletion = true`, until 7 days × `time_scale` have passed;
+//! update's `CancelKeyDeletion` (+ `EnableKey`, as a cancelled key comes back disabled)
+//! brings it back.
+
+use super::SimCloud;
+use super::api::{CloudErrorExt, Result, not_found, sync_tags, terminal};
+use super::world::{ACCOUNT, Phase, World};
+use crate::cloud::{CloudError, Desired, Kind, Observed, Spec};
+
+const WEEK_SECONDS: f64 = 7.0 * 24.0 * 3600.0;
+
+pub(crate) async fn create(sim: &SimCloud, d: &Desired) -> Result<Observed> {
+    let Spec::KmsKey { description, .. } = &d.spec else {
+        unreachable!("dispatched by kind")
+    };
+    let id = sim
+        .call("kms", "CreateKey", |w, now| {
+            let id = w.rng.uuid();
+            let spec = Spec::KmsKey {
+                description: description.clone(),
+                rotation_enabled: false,
+                pending_deletion: false,
+            };
+            w.insert(Kind::KmsKey, &id, spec, d.tags.clone(), now);
+            let arn = format!("arn:aws:kms:{}:{ACCOUNT}:key/{id}", w.region);
+            if let Some(r) = w.get_mut(Kind::KmsKey, &id) {
+                r.arn = Some(arn);
+            }
+            Ok(id)
+        })
+        .await?;
+    let created = sim.snapshot(Kind::KmsKey, &id)?;
+    reconcile(sim, &id, &d.spec, &created.spec).await?;
+    sim.snapshot(Kind::KmsKey, &id)
+}
+
+pub(crate) async fn update(sim: &SimCloud, d: &Desired, o: &Observed) -> Result<Observed> {
+    reconcile(sim, &o.id, &d.spec, &o.spec).await?;
+    sync_tags(sim, Kind::KmsKey, &o.id, &d.tags, &o.tags).await?;
+    sim.snapshot(Kind::KmsKey, &o.id)
+}
+
+async fn reconcile(sim: &SimCloud, id: &str, want: &Spec, have: &Spec) -> Result<()> {
+    let (
+        Spec::KmsKey {
+            description: want_desc,
+            rotation_enabled: want_rot,
+            pending_deletion: want_pending,
+        },
+        Spec::KmsKey {
+            description: have_desc,
+            rotation_enabled: have_rot,
+            pending_deletion: have_pending,
+        },
+    ) = (want, have)
+    else {
+        return Ok(());
+    };
+    if *have_pending && !*want_pending {
+        sim.call("kms", "CancelKeyDeletion", |w, _| {
+            let record = key(w, "CancelKeyDeletion", id)?;
+            record.phase = Phase::Available;
+            set(record, |_, _, pending| *pending = false);
+            Ok(())
+        })
+        .await?;
+        sim.call("kms", "EnableKey", |w, _| {
+            key(w, "EnableKey", id).map(|_| ())
+        })
+        .await?;
+    }
+    if want_desc != have_desc {
+        let op = "UpdateKeyDescription";
+        sim.call("kms", op, |w, _| {
+            usable(w, op, id).map(|r| set(r, |d, _, _| d.clone_from(want_desc)))
+        })
+        .await?;
+    }
+    if want_rot != have_rot {
+        let op = if *want_rot {
+            "EnableKeyRotation"
+        } else {
+            "DisableKeyRotation"
+        };
+        sim.call("kms", op, |w, _| {
+            usable(w, op, id).map(|r| set(r, |_, rot, _| *rot = *want_rot))
+        })
+        .await?;
+    }
+    Ok(())
+}
+
+fn key<'a>(w: &'a mut World, op: &str, id: &str) -> Result<&'a mut super::world::Record> {
+    w.get_mut(Kind::KmsKey, id).ok_or_else(|| {
+        not_found(
+            op,
+            "NotFoundException",
+            format!("Key '{id}' does not exist"),
+        )
+    })
+}
+
+/// The key, refused while it is pending deletion (as AWS does).
+fn usable<'a>(w: &'a mut World, op: &str, id: &str) -> Result<&'a mut super::world::Record> {
+    let record = key(w, op, id)?;
+    if matches!(
+        record.spec,
+        Spec::KmsKey {
+            pending_deletion: true,
+            ..
+        }
+    ) {
+        return Err(terminal(
+            op,
+            "KMSInvalidStateException",
+            format!(
+                "{} is pending deletion.",
+                record.arn.clone().unwrap_or_default()
+            ),
+        ));
+    }
+    Ok(record)
+}
+
+fn set(record: &mut super::world::Record, f: impl FnOnce(&mut String, &mut bool, &mut bool)) {
+    if let Spec::KmsKey {
+        description,
+        rotation_enabled,
+        pending_deletion,
+    } = &mut record.spec
+    {
+        f(description, rotation_enabled, pending_deletion);
+    }
+}
+
+pub(crate) async fn delete(sim: &SimCloud, id: &str) -> Result<()> {
+    let op = "ScheduleKeyDeletion";
+    let result = sim
+        .call("kms", op, |w, now| {
+            let gone_at = now + w.scaled(WEEK_SECONDS);
+            let record = usable(w, op, id)?;
+            record.phase = Phase::Deleting(gone_at);
+            set(record, |_, _, pending| *pending = true);
+            Ok(())
+        })
+        .await;
+    match result {
+        Err(CloudError::NotFound { .. }) => Ok(()),
+        Err(e) if e.code() == Some("KMSInvalidStateException") => Ok(()),
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testkit::*;
+    use crate::cloud::{Kind, Provider, Spec, State};
+
+    #[tokio::test]
+    async fn key_has_uuid_id_and_arn_and_create_is_not_idempotent() {
+        let sim = sim();
+        let key = make(&sim, "key", key_spec(true)).await;
+        assert_eq!(
+            key.arn.as_deref(),
+            Some(format!("arn:aws:kms:us-east-1:123456789012:key/{}", key.id).as_str())
+        );
+        assert_eq!(key.id.len(), 36);
+        assert_eq!(
+            key.spec,
+            key_spec(true),
+            "rotation enabled by a second call"
+        );
+        assert_eq!(count(&sim, "EnableKeyRotation"), 1);
+        let again = sim.create(&desired("key", key_spec(true))).await.unwrap();
+        assert_ne!(key.id, again.id, "KMS CreateKey has no client token");
+    }
+
+    #[tokio::test]
+    async fn delete_schedules_deletion_hides_from_owned_and_cancel_brings_it_back() {
+        let sim = sim();
+        let key = make(&sim, "key", key_spec(true)).await;
+        sim.delete(Kind::KmsKey, &key.id).await.unwrap();
+        sim.delete(Kind::KmsKey, &key.id)
+            .await
+            .expect("scheduling twice is still success");
+        let seen = observe_id(&sim, Kind::KmsKey, &key.id)
+            .await
+            .expect("the key stays for 7 days");
+        assert_eq!(seen.state, State::Deleting);
+        assert!(matches!(
+            seen.spec,
+            Spec::KmsKey {
+                pending_deletion: true,
+                ..
+            }
+        ));
+        assert!(
+            sim.owned(&owner()).await.unwrap().is_empty(),
+            "owned() no longer lists it"
+        );
+        sim.reset_calls();
+        let back = sim
+            .update(&desired("key", key_spec(true)), &seen)
+            .await
+            .unwrap();
+        assert_eq!(ops(&sim), vec!["CancelKeyDeletion", "EnableKey"]);
+        assert_eq!((back.state, back.spec), (State::Available, key_spec(true)));
+    }
+}

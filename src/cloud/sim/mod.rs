@@ -1,0 +1,228 @@
+//! `sim`: an in-memory AWS account behind the [`Provider`] trait, for the demo, the tests
+//! and the benchmarks. It keeps what matters about the real one: AWS id formats, per-call
+//! latency, NAT gateway and instance state machines that follow the clock, client-token
+//! idempotency and name uniqueness, `DependencyViolation` on deletes, eventual consistency
+//! after creates, injected throttles and 5xx errors, and a counter per AWS operation.
+//!
+//! Time: every latency and timed state is the real AWS figure times
+//! [`SimConfig::time_scale`]; the consistency window is real time. One file per kind (or
+//! family) holds its create/update/delete; `observe.rs` the batched Describe* and the tag
+//! search, `console.rs` the out-of-band edits a console user makes.
+
+mod api;
+mod cidr;
+mod console;
+mod default_sg;
+mod eip;
+mod flow_log;
+mod iam;
+mod igw;
+mod instance;
+mod kms;
+mod logs;
+mod nat;
+mod observe;
+mod rng;
+mod route_table;
+mod security_group;
+mod subnet;
+mod vpc;
+mod world;
+
+#[cfg(test)]
+mod testkit;
+#[cfg(test)]
+mod tests;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use super::{CallCounts, CloudError, Desired, Kind, Lookup, Observed, Owner, Provider};
+use api::terminal;
+use world::World;
+
+/// How the simulated AWS behaves.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SimConfig {
+    /// 1.0 = real AWS latencies and state durations; 0.01 = 100x faster.
+    pub time_scale: f64,
+    /// Probability that a call fails first with a throttle (`RequestLimitExceeded`).
+    pub throttle_rate: f64,
+    /// Probability that a call (not throttled) fails first with a 5xx `InternalError`.
+    pub server_error_rate: f64,
+    /// How long (real time, not scaled) a new resource stays invisible to observe/owned.
+    pub consistency_window: Duration,
+    /// Seed of the RNG behind ids, jitter and faults.
+    pub seed: u64,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        SimConfig {
+            time_scale: 1.0,
+            throttle_rate: 0.0,
+            server_error_rate: 0.0,
+            consistency_window: Duration::ZERO,
+            seed: 1,
+        }
+    }
+}
+
+impl SimConfig {
+    /// 1000x faster than AWS, no faults: for tests.
+    pub fn fast() -> Self {
+        SimConfig {
+            time_scale: 0.001,
+            ..SimConfig::default()
+        }
+    }
+}
+
+/// The simulated AWS account. Clones share one state.
+#[derive(Clone)]
+pub struct SimCloud {
+    inner: Arc<Mutex<World>>,
+}
+
+impl SimCloud {
+    /// An empty account in `us-east-1`.
+    pub fn new(config: SimConfig) -> Self {
+        SimCloud::with_region(config, "us-east-1")
+    }
+
+    /// An empty account in `region` (ARNs and subnet zones follow it).
+    pub fn with_region(config: SimConfig, region: &str) -> Self {
+        SimCloud {
+            inner: Arc::new(Mutex::new(World::new(&config, region))),
+        }
+    }
+
+    pub fn region(&self) -> String {
+        self.world().region.clone()
+    }
+
+    /// Forgets the calls counted so far.
+    pub fn reset_calls(&self) {
+        self.world().calls.clear();
+    }
+}
+
+impl std::fmt::Debug for SimCloud {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let world = self.world();
+        f.debug_struct("SimCloud")
+            .field("region", &world.region)
+            .field("resources", &world.all().count())
+            .finish()
+    }
+}
+
+/// The availability zones the simulation knows, by region.
+pub(crate) fn zones_of(region: &str) -> Option<Vec<String>> {
+    let letters = match region {
+        "us-east-1" => "abcdef",
+        "us-west-2" => "abcd",
+        "eu-west-1" => "abc",
+        _ => return None,
+    };
+    Some(letters.chars().map(|c| format!("{region}{c}")).collect())
+}
+
+impl Provider for SimCloud {
+    async fn observe(
+        &self,
+        kind: Kind,
+        owner: &Owner,
+        lookups: &[Lookup],
+    ) -> Result<Vec<Option<Observed>>, CloudError> {
+        observe::observe(self, kind, owner, lookups).await
+    }
+
+    async fn create(&self, desired: &Desired) -> Result<Observed, CloudError> {
+        match desired.spec.kind() {
+            Kind::KmsKey => kms::create(self, desired).await,
+            Kind::LogGroup => logs::create(self, desired).await,
+            Kind::IamRole => iam::create(self, desired).await,
+            Kind::Vpc => vpc::create(self, desired).await,
+            Kind::DefaultSecurityGroup => default_sg::create(self, desired).await,
+            Kind::Subnet => subnet::create(self, desired).await,
+            Kind::InternetGateway => igw::create(self, desired).await,
+            Kind::ElasticIp => eip::create(self, desired).await,
+            Kind::NatGateway => nat::create(self, desired).await,
+            Kind::RouteTable => route_table::create(self, desired).await,
+            Kind::SecurityGroup => security_group::create(self, desired).await,
+            Kind::Instance => instance::create(self, desired).await,
+            Kind::FlowLog => flow_log::create(self, desired).await,
+        }
+    }
+
+    async fn update(&self, desired: &Desired, observed: &Observed) -> Result<Observed, CloudError> {
+        let kind = desired.spec.kind();
+        if observed.spec.kind() != kind {
+            return Err(terminal(
+                "Update",
+                "InvalidParameterValue",
+                format!(
+                    "{} is a {}, not a {}",
+                    observed.id,
+                    observed.spec.kind().type_name(),
+                    kind.type_name()
+                ),
+            ));
+        }
+        match kind {
+            Kind::KmsKey => kms::update(self, desired, observed).await,
+            Kind::LogGroup => logs::update(self, desired, observed).await,
+            Kind::IamRole => iam::update(self, desired, observed).await,
+            Kind::Vpc => vpc::update(self, desired, observed).await,
+            Kind::DefaultSecurityGroup => default_sg::update(self, desired, observed).await,
+            Kind::Subnet => subnet::update(self, desired, observed).await,
+            Kind::InternetGateway => igw::update(self, desired, observed).await,
+            Kind::ElasticIp => eip::update(self, desired, observed).await,
+            Kind::NatGateway => nat::update(self, desired, observed).await,
+            Kind::RouteTable => route_table::update(self, desired, observed).await,
+            Kind::SecurityGroup => security_group::update(self, desired, observed).await,
+            Kind::Instance => instance::update(self, desired, observed).await,
+            Kind::FlowLog => flow_log::update(self, desired, observed).await,
+        }
+    }
+
+    async fn delete(&self, kind: Kind, id: &str) -> Result<(), CloudError> {
+        match kind {
+            Kind::KmsKey => kms::delete(self, id).await,
+            Kind::LogGroup => logs::delete(self, id).await,
+            Kind::IamRole => iam::delete(self, id).await,
+            Kind::Vpc => vpc::delete(self, id).await,
+            Kind::DefaultSecurityGroup => Ok(()),
+            Kind::Subnet => subnet::delete(self, id).await,
+            Kind::InternetGateway => igw::delete(self, id).await,
+            Kind::ElasticIp => eip::delete(self, id).await,
+            Kind::NatGateway => nat::delete(self, id).await,
+            Kind::RouteTable => route_table::delete(self, id).await,
+            Kind::SecurityGroup => security_group::delete(self, id).await,
+            Kind::Instance => instance::delete(self, id).await,
+            Kind::FlowLog => flow_log::delete(self, id).await,
+        }
+    }
+
+    async fn owned(&self, owner: &Owner) -> Result<Vec<(Kind, String)>, CloudError> {
+        observe::owned(self, owner).await
+    }
+
+    fn calls(&self) -> CallCounts {
+        self.world().calls.clone()
+    }
+
+    async fn availability_zones(&self, region: &str) -> Result<Vec<String>, CloudError> {
+        self.call("ec2", "DescribeAvailabilityZones", |_, _| {
+            zones_of(region).ok_or_else(|| {
+                terminal(
+                    "DescribeAvailabilityZones",
+                    "InvalidParameterValue",
+                    format!("unknown region {region}"),
+                )
+            })
+        })
+        .await
+    }
+}

@@ -1,0 +1,216 @@
+//! Subnets. `DeleteSubnet` refuses while a NAT gateway (until deleted) or an instance
+//! (until terminated) has a network interface in it; a route table association does not
+//! block it: AWS drops the association with the subnet.
+
+use super::api::{Result, dependency, immutable, not_found, ok_if_missing, sync_tags, terminal};
+use super::cidr::Cidr;
+use super::{SimCloud, zones_of};
+use crate::cloud::{Desired, Kind, Observed, Spec};
+
+pub(crate) async fn create(sim: &SimCloud, d: &Desired) -> Result<Observed> {
+    let Spec::Subnet {
+        vpc_id,
+        cidr_block,
+        availability_zone,
+        ..
+    } = &d.spec
+    else {
+        unreachable!("dispatched by kind")
+    };
+    let id = sim
+        .call("ec2", "CreateSubnet", |w, now| {
+            let op = "CreateSubnet";
+            let Some(Spec::Vpc { cidr_block: vpc_block, .. }) = w.get(Kind::Vpc, vpc_id).map(|r| &r.spec) else {
+                return Err(not_found(op, "InvalidVpcID.NotFound", format!("The vpc ID '{vpc_id}' does not exist")));
+            };
+            if !zones_of(&w.region).unwrap_or_default().contains(availability_zone) {
+                return Err(terminal(
+                    op,
+                    "InvalidParameterValue",
+                    format!("Value ({availability_zone}) for parameter availabilityZone is invalid"),
+                ));
+            }
+            let block = Cidr::parse(cidr_block).filter(|b| (16..=28).contains(&b.prefix()));
+            let inside = Cidr::parse(vpc_block).zip(block).is_some_and(|(v, b)| v.contains(b));
+            let Some(block) = block.filter(|_| inside) else {
+                return Err(terminal(op, "InvalidSubnet.Range", format!("The CIDR '{cidr_block}' is invalid.")));
+            };
+            let clash = w.in_vpc(Kind::Subnet, vpc_id).any(|r| {
+                matches!(&r.spec, Spec::Subnet { cidr_block: c, .. } if Cidr::parse(c).is_some_and(|c| c.overlaps(block)))
+            });
+            if clash {
+                return Err(terminal(op, "InvalidSubnet.Conflict", format!("The CIDR '{cidr_block}' conflicts with another subnet")));
+            }
+            let id = w.new_id("subnet-");
+            let spec = Spec::Subnet {
+                vpc_id: vpc_id.clone(),
+                cidr_block: cidr_block.clone(),
+                availability_zone: availability_zone.clone(),
+                map_public_ip_on_launch: false,
+            };
+            w.insert(Kind::Subnet, &id, spec, d.tags.clone(), now);
+            Ok(id)
+        })
+        .await?;
+    let created = sim.snapshot(Kind::Subnet, &id)?;
+    modify(sim, &id, &d.spec, &created.spec).await?;
+    sim.snapshot(Kind::Subnet, &id)
+}
+
+pub(crate) async fn update(sim: &SimCloud, d: &Desired, o: &Observed) -> Result<Observed> {
+    if let (
+        Spec::Subnet {
+            vpc_id: v1,
+            cidr_block: c1,
+            availability_zone: z1,
+            ..
+        },
+        Spec::Subnet {
+            vpc_id: v0,
+            cidr_block: c0,
+            availability_zone: z0,
+            ..
+        },
+    ) = (&d.spec, &o.spec)
+    {
+        for (field, want, have) in [
+            ("vpcId", v1, v0),
+            ("cidrBlock", c1, c0),
+            ("availabilityZone", z1, z0),
+        ] {
+            if want != have {
+                return Err(immutable("ModifySubnetAttribute", field, have, want));
+            }
+        }
+    }
+    modify(sim, &o.id, &d.spec, &o.spec).await?;
+    sync_tags(sim, Kind::Subnet, &o.id, &d.tags, &o.tags).await?;
+    sim.snapshot(Kind::Subnet, &o.id)
+}
+
+async fn modify(sim: &SimCloud, id: &str, want: &Spec, have: &Spec) -> Result<()> {
+    let (
+        Spec::Subnet {
+            map_public_ip_on_launch: want,
+            ..
+        },
+        Spec::Subnet {
+            map_public_ip_on_launch: have,
+            ..
+        },
+    ) = (want, have)
+    else {
+        return Ok(());
+    };
+    if want == have {
+        return Ok(());
+    }
+    let op = "ModifySubnetAttribute";
+    sim.call("ec2", op, |w, _| {
+        match w.get_mut(Kind::Subnet, id).map(|r| &mut r.spec) {
+            Some(Spec::Subnet {
+                map_public_ip_on_launch,
+                ..
+            }) => *map_public_ip_on_launch = *want,
+            _ => {
+                return Err(not_found(
+                    op,
+                    "InvalidSubnetID.NotFound",
+                    format!("The subnet ID '{id}' does not exist"),
+                ));
+            }
+        }
+        Ok(())
+    })
+    .await
+}
+
+pub(crate) async fn delete(sim: &SimCloud, id: &str) -> Result<()> {
+    let result = sim
+        .call("ec2", "DeleteSubnet", |w, _| {
+            let op = "DeleteSubnet";
+            if w.get(Kind::Subnet, id).is_none() {
+                return Err(not_found(
+                    op,
+                    "InvalidSubnetID.NotFound",
+                    format!("The subnet ID '{id}' does not exist"),
+                ));
+            }
+            let user = w.all().find(|r| {
+                matches!(r.kind, Kind::NatGateway | Kind::Instance) && r.subnet_id() == Some(id)
+            });
+            if let Some(user) = user {
+                let user = user.id.clone();
+                return Err(dependency(
+                    op,
+                    format!("The subnet '{id}' has dependencies and cannot be deleted ({user})."),
+                ));
+            }
+            w.remove(id);
+            super::route_table::forget_subnet(w, id);
+            Ok(())
+        })
+        .await;
+    ok_if_missing(result)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testkit::*;
+    use crate::cloud::Provider;
+
+    #[tokio::test]
+    async fn create_validates_zone_and_range_like_aws() {
+        let sim = sim();
+        let vpc = make(&sim, "vpc", vpc_spec()).await;
+        make(&sim, "a", subnet_spec(&vpc.id, "10.0.1.0/24", "us-east-1a")).await;
+        let cases = [
+            (
+                "10.0.2.0/24",
+                "us-east-1z",
+                "InvalidParameterValue",
+                "zone not in the region",
+            ),
+            (
+                "10.1.0.0/24",
+                "us-east-1a",
+                "InvalidSubnet.Range",
+                "outside the VPC block",
+            ),
+            (
+                "10.0.1.128/25",
+                "us-east-1b",
+                "InvalidSubnet.Conflict",
+                "overlaps subnet a",
+            ),
+            (
+                "10.0.2.0/29",
+                "us-east-1b",
+                "InvalidSubnet.Range",
+                "smaller than /28",
+            ),
+        ];
+        for (cidr, zone, want, why) in cases {
+            let err = sim
+                .create(&desired("x", subnet_spec(&vpc.id, cidr, zone)))
+                .await
+                .unwrap_err();
+            assert_eq!(code(&err), want, "{why}");
+        }
+    }
+
+    #[tokio::test]
+    async fn subnet_in_missing_vpc_is_not_found() {
+        let sim = sim();
+        let err = sim
+            .create(&desired(
+                "x",
+                subnet_spec("vpc-0123456789abcdef0", "10.0.1.0/24", "us-east-1a"),
+            ))
+            .await;
+        assert!(matches!(
+            err,
+            Err(crate::cloud::CloudError::NotFound { .. })
+        ));
+    }
+}

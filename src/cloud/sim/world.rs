@@ -1,0 +1,237 @@
+//! The simulated account's state: every resource as a [`Record`], with its lifecycle phase
+//! driven by the clock, plus the fault and consistency settings and the call counters.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use super::rng::XorShift;
+use crate::cloud::{CallCounts, CallOutcome, Kind, Observed, Spec, State, TAG_NODE, TAG_OWNER};
+
+pub(crate) const ACCOUNT: &str = "123456789012";
+
+/// Where a resource is in its life. Phases with a deadline move on by themselves when the
+/// clock passes it (see [`World::settle`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Phase {
+    /// Becomes `Available` at the instant.
+    Pending(Instant),
+    Available,
+    /// Disappears at the instant.
+    Deleting(Instant),
+}
+
+/// One resource as the simulated AWS stores it.
+#[derive(Clone, Debug)]
+pub(crate) struct Record {
+    pub kind: Kind,
+    pub id: String,
+    pub arn: Option<String>,
+    /// The real current values, in the contract's shape.
+    pub spec: Spec,
+    pub tags: BTreeMap<String, String>,
+    pub attributes: BTreeMap<String, String>,
+    pub phase: Phase,
+    pub created_at: Instant,
+    /// Creation order, to pick the oldest of several tag matches.
+    pub seq: u64,
+    /// Client token and the spec first requested with it (for `IdempotentParameterMismatch`).
+    pub token: Option<(String, Spec)>,
+}
+
+impl Record {
+    pub(crate) fn state(&self) -> State {
+        match self.phase {
+            Phase::Pending(_) => State::Pending,
+            Phase::Available => State::Available,
+            Phase::Deleting(_) => State::Deleting,
+        }
+    }
+
+    pub(crate) fn observed(&self) -> Observed {
+        Observed {
+            id: self.id.clone(),
+            arn: self.arn.clone(),
+            state: self.state(),
+            spec: self.spec.clone(),
+            tags: self.tags.clone(),
+            attributes: self.attributes.clone(),
+        }
+    }
+
+    pub(crate) fn owned_by(&self, owner: &str) -> bool {
+        self.tags.get(TAG_OWNER).map(String::as_str) == Some(owner)
+    }
+
+    pub(crate) fn is_node(&self, owner: &str, node: &str) -> bool {
+        self.owned_by(owner) && self.tags.get(TAG_NODE).map(String::as_str) == Some(node)
+    }
+
+    /// The VPC the resource lives in, for kinds that name it in their spec.
+    pub(crate) fn vpc_id(&self) -> Option<&str> {
+        match &self.spec {
+            Spec::DefaultSecurityGroup { vpc_id, .. }
+            | Spec::Subnet { vpc_id, .. }
+            | Spec::RouteTable { vpc_id, .. }
+            | Spec::SecurityGroup { vpc_id, .. }
+            | Spec::FlowLog { vpc_id, .. } => Some(vpc_id),
+            Spec::Vpc { .. } => Some(&self.id),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn subnet_id(&self) -> Option<&str> {
+        match &self.spec {
+            Spec::NatGateway { subnet_id, .. } | Spec::Instance { subnet_id, .. } => {
+                Some(subnet_id)
+            }
+            _ => None,
+        }
+    }
+}
+
+pub(crate) struct World {
+    records: BTreeMap<String, Record>,
+    seq: u64,
+    pub rng: XorShift,
+    pub region: String,
+    pub time_scale: f64,
+    pub throttle_rate: f64,
+    pub server_error_rate: f64,
+    pub consistency_window: Duration,
+    pub calls: CallCounts,
+}
+
+impl World {
+    pub(crate) fn new(config: &super::SimConfig, region: &str) -> Self {
+        World {
+            records: BTreeMap::new(),
+            seq: 0,
+            rng: XorShift::new(config.seed),
+            region: region.to_string(),
+            time_scale: config.time_scale.max(0.0),
+            throttle_rate: config.throttle_rate,
+            server_error_rate: config.server_error_rate,
+            consistency_window: config.consistency_window,
+            calls: CallCounts::new(),
+        }
+    }
+
+    /// Moves every timed phase on to `now`: pending resources become available, deleting
+    /// ones disappear.
+    pub(crate) fn settle(&mut self, now: Instant) {
+        let mut gone = Vec::new();
+        for record in self.records.values_mut() {
+            match record.phase {
+                Phase::Pending(at) if at <= now => record.phase = Phase::Available,
+                Phase::Deleting(at) if at <= now => gone.push(record.id.clone()),
+                _ => {}
+            }
+        }
+        for id in gone {
+            self.records.remove(&id);
+        }
+    }
+
+    /// A real-AWS duration of `seconds`, scaled by `time_scale`.
+    pub(crate) fn scaled(&self, seconds: f64) -> Duration {
+        Duration::from_secs_f64((seconds * self.time_scale).max(0.0))
+    }
+
+    /// `seconds` ± `spread`, drawn from the seeded RNG, scaled.
+    pub(crate) fn jittered(&mut self, seconds: f64, spread: f64) -> Duration {
+        let s = self.rng.between(seconds - spread, seconds + spread);
+        self.scaled(s)
+    }
+
+    /// A fresh `prefix` + 17 hex digits id, unique in the account.
+    pub(crate) fn new_id(&mut self, prefix: &str) -> String {
+        loop {
+            let id = format!("{prefix}{}", self.rng.hex(17));
+            if !self.records.contains_key(&id) {
+                return id;
+            }
+        }
+    }
+
+    /// Stores a new resource, available at once unless `phase` says otherwise.
+    pub(crate) fn insert(
+        &mut self,
+        kind: Kind,
+        id: &str,
+        spec: Spec,
+        tags: BTreeMap<String, String>,
+        now: Instant,
+    ) {
+        self.seq += 1;
+        let record = Record {
+            kind,
+            id: id.to_string(),
+            arn: None,
+            spec,
+            tags,
+            attributes: BTreeMap::new(),
+            phase: Phase::Available,
+            created_at: now,
+            seq: self.seq,
+            token: None,
+        };
+        self.records.insert(id.to_string(), record);
+    }
+
+    pub(crate) fn get(&self, kind: Kind, id: &str) -> Option<&Record> {
+        self.records.get(id).filter(|r| r.kind == kind)
+    }
+
+    pub(crate) fn get_mut(&mut self, kind: Kind, id: &str) -> Option<&mut Record> {
+        self.records.get_mut(id).filter(|r| r.kind == kind)
+    }
+
+    pub(crate) fn remove(&mut self, id: &str) -> Option<Record> {
+        self.records.remove(id)
+    }
+
+    /// Every resource, any kind, in id order.
+    pub(crate) fn all(&self) -> impl Iterator<Item = &Record> {
+        self.records.values()
+    }
+
+    pub(crate) fn of_kind(&self, kind: Kind) -> impl Iterator<Item = &Record> {
+        self.records.values().filter(move |r| r.kind == kind)
+    }
+
+    /// Resources of `kind` inside `vpc` (directly, or through their subnet).
+    pub(crate) fn in_vpc<'a>(
+        &'a self,
+        kind: Kind,
+        vpc: &'a str,
+    ) -> impl Iterator<Item = &'a Record> + 'a {
+        self.of_kind(kind).filter(move |r| {
+            r.vpc_id() == Some(vpc)
+                || r.subnet_id()
+                    .and_then(|s| self.get(Kind::Subnet, s))
+                    .and_then(Record::vpc_id)
+                    == Some(vpc)
+        })
+    }
+
+    /// The resource of `kind` created with client token `token`, if it still exists.
+    pub(crate) fn by_token(&self, kind: Kind, token: &str) -> Option<&Record> {
+        if token.is_empty() {
+            return None;
+        }
+        self.of_kind(kind)
+            .find(|r| r.token.as_ref().is_some_and(|(t, _)| t == token))
+    }
+
+    /// Past the consistency window: Describe* and tag searches can see it.
+    pub(crate) fn visible(&self, record: &Record, now: Instant) -> bool {
+        now.saturating_duration_since(record.created_at) >= self.consistency_window
+    }
+
+    pub(crate) fn count(&mut self, service: &str, operation: &str, outcome: CallOutcome) {
+        *self
+            .calls
+            .entry((service.to_string(), operation.to_string(), outcome))
+            .or_insert(0) += 1;
+    }
+}

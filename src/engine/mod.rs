@@ -1,0 +1,841 @@
+//! Generic reconcile engine: a desired graph + a provider -> observe, diff (drift), plan,
+//! apply in dependency order with bounded parallelism, and delete in reverse order.
+//!
+//! One call is one *pass*: it never waits for an asynchronous AWS state (NAT gateway
+//! pending, instance starting). A node in such a state holds only its dependents; the
+//! pass ends when nothing more can be done and says whether everything is ready, so the
+//! caller requeues soon instead of blocking a worker. Retryable errors (throttling, 5xx)
+//! are retried inside the pass with jittered exponential backoff up to a few attempts;
+//! terminal errors stop only the failing node and its dependents.
+
+pub mod diff;
+pub mod resolve;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use futures::stream::{FuturesUnordered, StreamExt};
+
+use crate::blueprint::{BlueprintError, Graph, Node};
+use crate::cloud::{
+    CloudError, Desired, Kind, Lookup, Observed, Owner, Provider, State, ownership_tags,
+};
+pub use diff::FieldDrift;
+use resolve::{Outputs, resolve};
+
+/// How the engine behaves; the defaults suit real AWS.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Mutating calls in flight at once.
+    pub parallelism: usize,
+    /// A resource the engine created that AWS does not list yet is waited for (never
+    /// created again) for this long after its creation.
+    pub visibility_grace: Duration,
+    /// Attempts per call for throttling and 5xx errors, the first included.
+    pub attempts: u32,
+    /// First backoff; doubled per attempt, with full jitter, capped at `max_backoff`.
+    pub base_backoff: Duration,
+    pub max_backoff: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            parallelism: 8,
+            visibility_grace: Duration::from_secs(300),
+            attempts: 5,
+            base_backoff: Duration::from_millis(200),
+            max_backoff: Duration::from_secs(10),
+        }
+    }
+}
+
+/// What the engine needs to remember about a node between passes (the controller keeps
+/// it in `status.resources`): its AWS id and when the engine created it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Recorded {
+    pub id: String,
+    pub created_at: Option<jiff::Timestamp>,
+}
+
+/// Node -> what was recorded for it.
+pub type Records = BTreeMap<String, Recorded>;
+
+/// What a pass may change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Create what is missing and change drifted resources back.
+    Remediate,
+    /// Change nothing on AWS; report what differs and what would be done.
+    Report,
+}
+
+/// What the pass did (or, in a plan or in Report mode, would do) with a node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ActionKind {
+    Create,
+    Update,
+    Delete,
+    NoOp,
+    /// Nothing can be done yet: a dependency is not available, or AWS does not list a
+    /// just-created resource yet.
+    Wait,
+}
+
+impl ActionKind {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ActionKind::Create => "create",
+            ActionKind::Update => "update",
+            ActionKind::Delete => "delete",
+            ActionKind::NoOp => "no-op",
+            ActionKind::Wait => "wait",
+        }
+    }
+}
+
+/// One planned or performed action.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Action {
+    pub node: String,
+    pub kind: Kind,
+    pub action: ActionKind,
+    pub reason: String,
+    /// The call failed (after retries for retryable errors).
+    pub error: Option<CloudError>,
+}
+
+/// A node's resource as the pass left it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeState {
+    pub kind: Kind,
+    pub observed: Option<Observed>,
+    pub created_at: Option<jiff::Timestamp>,
+    /// Observation failed (the node's compliance rows are then unknown).
+    pub unobservable: Option<CloudError>,
+}
+
+/// The result of one pass.
+#[derive(Clone, Debug, Default)]
+pub struct Outcome {
+    /// Every node, in topological order, with what the pass knows of its resource.
+    pub nodes: Vec<(String, NodeState)>,
+    /// Drift found by this pass's observation (before any remediation).
+    pub drift: Vec<FieldDrift>,
+    pub actions: Vec<Action>,
+    /// Every node exists, is available and matches its spec; nothing failed.
+    pub ready: bool,
+}
+
+impl Outcome {
+    /// Records to keep for the next pass.
+    pub fn records(&self) -> Records {
+        self.nodes
+            .iter()
+            .filter_map(|(node, state)| {
+                state.observed.as_ref().map(|o| {
+                    (
+                        node.clone(),
+                        Recorded {
+                            id: o.id.clone(),
+                            created_at: state.created_at,
+                        },
+                    )
+                })
+            })
+            .collect()
+    }
+
+    pub fn errors(&self) -> impl Iterator<Item = &Action> {
+        self.actions.iter().filter(|a| a.error.is_some())
+    }
+
+    /// Mutating actions performed (or, in Report mode, withheld).
+    pub fn changes(&self) -> impl Iterator<Item = &Action> {
+        self.actions.iter().filter(|a| {
+            matches!(
+                a.action,
+                ActionKind::Create | ActionKind::Update | ActionKind::Delete
+            )
+        })
+    }
+}
+
+/// The result of one delete pass.
+#[derive(Clone, Debug, Default)]
+pub struct Deletion {
+    /// Every resource tagged with the owner is gone.
+    pub done: bool,
+    pub actions: Vec<Action>,
+    /// Resources still tagged with the owner.
+    pub remaining: Vec<(Kind, String)>,
+}
+
+pub struct Engine<P> {
+    provider: P,
+    config: Config,
+}
+
+/// A stable idempotency token for a node of an owner (AWS client tokens: <= 64 chars).
+fn client_token(owner: &Owner, node: &str) -> String {
+    let text = format!("{owner}/{node}");
+    let hash = |seed: u64| {
+        text.bytes().fold(seed, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+        })
+    };
+    format!(
+        "hipaa-{:016x}{:016x}",
+        hash(0xcbf2_9ce4_8422_2325),
+        hash(0x6c62_272e_07bb_0142)
+    )
+}
+
+fn jitter(max: Duration) -> Duration {
+    // Full jitter from the clock's nanoseconds: good enough to de-synchronise retries.
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    max.mul_f64(f64::from(nanos % 1000) / 1000.0)
+}
+
+impl<P: Provider> Engine<P> {
+    pub fn new(provider: P, config: Config) -> Self {
+        Self { provider, config }
+    }
+
+    pub fn provider(&self) -> &P {
+        &self.provider
+    }
+
+    /// Runs `call` again on retryable errors, with jittered exponential backoff.
+    async fn retrying<T, F, Fut>(&self, mut call: F) -> Result<T, CloudError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, CloudError>>,
+    {
+        let mut backoff = self.config.base_backoff;
+        let mut attempt = 1;
+        loop {
+            match call().await {
+                Err(e)
+                    if e.retryable()
+                        && !matches!(e, CloudError::DependencyViolation { .. })
+                        && attempt < self.config.attempts =>
+                {
+                    tokio::time::sleep(jitter(backoff)).await;
+                    backoff = (backoff * 2).min(self.config.max_backoff);
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Creates (`observed` None) or updates a resource, retrying retryable errors.
+    async fn mutate(
+        &self,
+        owner: &Owner,
+        desired: Desired,
+        observed: Option<Observed>,
+    ) -> (String, Result<Observed, CloudError>) {
+        let result = match &observed {
+            None => self.create(owner, &desired).await,
+            Some(observed) => {
+                self.retrying(|| self.provider.update(&desired, observed))
+                    .await
+            }
+        };
+        (desired.node, result)
+    }
+
+    /// Creates a resource without ever making two. A create can fail after AWS made the
+    /// resource (a throttled follow-up call, a lost response, a name taken by our own
+    /// earlier attempt); before trying again the engine looks for it by its ownership
+    /// tags and, when found, adopts it and brings it to the spec with an update.
+    async fn create(&self, owner: &Owner, desired: &Desired) -> Result<Observed, CloudError> {
+        let mut backoff = self.config.base_backoff;
+        let mut attempt = 1;
+        loop {
+            let error = match self.provider.create(desired).await {
+                Ok(created) => return Ok(created),
+                Err(e) => e,
+            };
+            let already_exists = matches!(&error, CloudError::Terminal { code, .. }
+                if code.contains("AlreadyExists") || code.contains("Duplicate"));
+            if !(error.retryable() || already_exists) || attempt >= self.config.attempts {
+                return Err(error);
+            }
+            tokio::time::sleep(jitter(backoff)).await;
+            backoff = (backoff * 2).min(self.config.max_backoff);
+            attempt += 1;
+            let lookup = Lookup {
+                node: desired.node.clone(),
+                recorded_id: None,
+                desired: Some(desired.spec.clone()),
+            };
+            let kind = desired.spec.kind();
+            let found = self
+                .retrying(|| {
+                    self.provider
+                        .observe(kind, owner, std::slice::from_ref(&lookup))
+                })
+                .await;
+            if let Ok(found) = found
+                && let Some(Some(existing)) = found.into_iter().next()
+            {
+                return self
+                    .retrying(|| self.provider.update(desired, &existing))
+                    .await;
+            }
+        }
+    }
+
+    /// Checks what the schema cannot: the zones exist in the region. Read-only.
+    pub async fn validate(&self, graph: &Graph, zones: &[String]) -> Result<(), BlueprintError> {
+        let available = self
+            .retrying(|| self.provider.availability_zones(&graph.region))
+            .await
+            .map_err(|e| BlueprintError {
+                field: "spec.region".into(),
+                message: e.to_string(),
+            })?;
+        for (i, zone) in zones.iter().enumerate() {
+            if !available.contains(zone) {
+                return Err(BlueprintError {
+                    field: format!("spec.availabilityZones[{i}]"),
+                    message: format!(
+                        "{zone:?} is not an availability zone of {} (it has {})",
+                        graph.region,
+                        available.join(", ")
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Observes every node: one batched call per kind, in dependency order so that
+    /// lookups needing a dependency's id (the default security group) can be resolved.
+    async fn observe(
+        &self,
+        graph: &Graph,
+        order: &[String],
+        owner: &Owner,
+        records: &Records,
+    ) -> (Outputs, BTreeMap<String, CloudError>) {
+        let mut outputs = Outputs::new();
+        let mut failures = BTreeMap::new();
+        let mut kinds: Vec<Kind> = Vec::new();
+        for key in order {
+            let kind = graph.node(key).map(Node::kind);
+            if let Some(kind) = kind
+                && !kinds.contains(&kind)
+            {
+                kinds.push(kind);
+            }
+        }
+        for kind in kinds {
+            let nodes: Vec<&Node> = order
+                .iter()
+                .filter_map(|k| graph.node(k))
+                .filter(|n| n.kind() == kind)
+                .collect();
+            let lookups: Vec<Lookup> = nodes
+                .iter()
+                .map(|n| Lookup {
+                    node: n.key.clone(),
+                    recorded_id: records.get(&n.key).map(|r| r.id.clone()),
+                    desired: resolve(&n.spec, &outputs).ok(),
+                })
+                .collect();
+            match self
+                .retrying(|| self.provider.observe(kind, owner, &lookups))
+                .await
+            {
+                Ok(found) => {
+                    for (node, observed) in nodes.iter().zip(found) {
+                        if let Some(o) = observed {
+                            outputs.insert(node.key.clone(), o);
+                        }
+                    }
+                }
+                Err(e) => {
+                    for node in nodes {
+                        failures.insert(node.key.clone(), e.clone());
+                    }
+                }
+            }
+        }
+        (outputs, failures)
+    }
+
+    /// What a pass would do, changing nothing (read-only calls only).
+    pub async fn plan(
+        &self,
+        graph: &Graph,
+        owner: &Owner,
+        records: &Records,
+    ) -> Result<Outcome, BlueprintError> {
+        self.pass(graph, owner, records, Mode::Report).await
+    }
+
+    /// One reconcile pass toward `graph`.
+    pub async fn converge(
+        &self,
+        graph: &Graph,
+        owner: &Owner,
+        records: &Records,
+        mode: Mode,
+    ) -> Result<Outcome, BlueprintError> {
+        self.pass(graph, owner, records, mode).await
+    }
+
+    async fn pass(
+        &self,
+        graph: &Graph,
+        owner: &Owner,
+        records: &Records,
+        mode: Mode,
+    ) -> Result<Outcome, BlueprintError> {
+        let order = graph.topological_order()?;
+        let (mut outputs, failures) = self.observe(graph, &order, owner, records).await;
+        // A resource on its way out (deleted from the console) counts as absent.
+        outputs.retain(|_, o| o.state != State::Deleting);
+        // Creation times matter only until AWS first lists the resource: after that, its
+        // absence means it was deleted, not that AWS is slow to show it.
+        let mut created_at: BTreeMap<String, jiff::Timestamp> = records
+            .iter()
+            .filter(|(k, _)| !outputs.contains_key(*k))
+            .filter_map(|(k, r)| r.created_at.map(|t| (k.clone(), t)))
+            .collect();
+        let now = jiff::Timestamp::now();
+        let mut actions: Vec<Action> = Vec::new();
+        let mut drift: Vec<FieldDrift> = Vec::new();
+        // Nodes done for this pass (acted on or decided); `blocked` ones hold dependents.
+        let mut settled: BTreeSet<String> = BTreeSet::new();
+        let mut blocked: BTreeSet<String> = BTreeSet::new();
+        // Report mode: nodes that would be created.
+        let mut planned: BTreeSet<String> = BTreeSet::new();
+        let mut in_flight = FuturesUnordered::new();
+
+        loop {
+            // Start every node whose dependencies are settled and available.
+            for key in &order {
+                if settled.contains(key) || in_flight_contains(&actions, key) {
+                    continue;
+                }
+                let node = graph.node(key).expect("ordered keys are nodes");
+                let deps = node.dependencies();
+                if deps.iter().any(|d| !settled.contains(d)) {
+                    continue;
+                }
+                if let Some(d) = deps.iter().find(|d| blocked.contains(*d)) {
+                    actions.push(wait(node, format!("waiting for {d}")));
+                    settled.insert(key.clone());
+                    blocked.insert(key.clone());
+                    continue;
+                }
+                // Report mode (and plans): a dependency that would be created first means
+                // this node would be created after it, unless it already exists.
+                if let Some(d) = deps.iter().find(|d| planned.contains(*d)) {
+                    let (action, reason) = if outputs.contains_key(key) {
+                        (
+                            ActionKind::NoOp,
+                            format!("exists; compared once {d} exists"),
+                        )
+                    } else {
+                        (ActionKind::Create, format!("does not exist (after {d})"))
+                    };
+                    if action == ActionKind::Create {
+                        planned.insert(key.clone());
+                    }
+                    actions.push(Action {
+                        node: key.clone(),
+                        kind: node.kind(),
+                        action,
+                        reason,
+                        error: None,
+                    });
+                    settled.insert(key.clone());
+                    continue;
+                }
+                if let Some(error) = failures.get(key) {
+                    actions.push(Action {
+                        node: key.clone(),
+                        kind: node.kind(),
+                        action: ActionKind::Wait,
+                        reason: "could not be observed".into(),
+                        error: Some(error.clone()),
+                    });
+                    settled.insert(key.clone());
+                    blocked.insert(key.clone());
+                    continue;
+                }
+                let desired_spec = match resolve(&node.spec, &outputs) {
+                    Ok(spec) => spec,
+                    Err(missing) => {
+                        actions.push(wait(node, format!("waiting for {missing}")));
+                        settled.insert(key.clone());
+                        blocked.insert(key.clone());
+                        continue;
+                    }
+                };
+                let desired = Desired {
+                    node: key.clone(),
+                    spec: desired_spec,
+                    tags: ownership_tags(owner, key, &graph.tags),
+                    client_token: client_token(owner, key),
+                };
+                match outputs.get(key) {
+                    None => {
+                        let recent = created_at.get(key).is_some_and(|t| {
+                            now.duration_since(*t).unsigned_abs() < self.config.visibility_grace
+                        });
+                        if recent {
+                            // Created moments ago; AWS lists it soon. Creating it again
+                            // would make a duplicate.
+                            actions
+                                .push(wait(node, "created recently, not yet listed by AWS".into()));
+                            settled.insert(key.clone());
+                            blocked.insert(key.clone());
+                            continue;
+                        }
+                        if records.contains_key(key) {
+                            drift.push(FieldDrift {
+                                node: key.clone(),
+                                field: "existence".into(),
+                                desired: "present".into(),
+                                actual: "<absent>".into(),
+                            });
+                        }
+                        if mode == Mode::Report {
+                            actions.push(Action {
+                                node: key.clone(),
+                                kind: node.kind(),
+                                action: ActionKind::Create,
+                                reason: "does not exist".into(),
+                                error: None,
+                            });
+                            settled.insert(key.clone());
+                            planned.insert(key.clone());
+                            continue;
+                        }
+                        if in_flight.len() >= self.config.parallelism {
+                            continue;
+                        }
+                        actions.push(Action {
+                            node: key.clone(),
+                            kind: node.kind(),
+                            action: ActionKind::Create,
+                            reason: "does not exist".into(),
+                            error: None,
+                        });
+                        in_flight.push(self.mutate(owner, desired, None));
+                    }
+                    Some(observed) => {
+                        let found = diff::diff(key, &desired.spec, &desired.tags, observed);
+                        if found.is_empty() {
+                            actions.push(Action {
+                                node: key.clone(),
+                                kind: node.kind(),
+                                action: ActionKind::NoOp,
+                                reason: "matches the spec".into(),
+                                error: None,
+                            });
+                            settled.insert(key.clone());
+                            if observed.state != State::Available {
+                                blocked.insert(key.clone());
+                            }
+                            continue;
+                        }
+                        let fields: Vec<&str> = found.iter().map(|d| d.field.as_str()).collect();
+                        let reason = format!("drifted: {}", fields.join(", "));
+                        drift.extend(found);
+                        if mode == Mode::Report {
+                            actions.push(Action {
+                                node: key.clone(),
+                                kind: node.kind(),
+                                action: ActionKind::Update,
+                                reason,
+                                error: None,
+                            });
+                            settled.insert(key.clone());
+                            if observed.state != State::Available {
+                                blocked.insert(key.clone());
+                            }
+                            continue;
+                        }
+                        if in_flight.len() >= self.config.parallelism {
+                            continue;
+                        }
+                        actions.push(Action {
+                            node: key.clone(),
+                            kind: node.kind(),
+                            action: ActionKind::Update,
+                            reason,
+                            error: None,
+                        });
+                        in_flight.push(self.mutate(owner, desired, Some(observed.clone())));
+                    }
+                }
+            }
+            // Wait for one call to finish, then look for newly startable nodes.
+            let Some((key, result)) = in_flight.next().await else {
+                break;
+            };
+            let action = actions
+                .iter_mut()
+                .rev()
+                .find(|a| a.node == key)
+                .expect("an action was recorded for the call");
+            match result {
+                Ok(observed) => {
+                    if action.action == ActionKind::Create {
+                        created_at.insert(key.clone(), jiff::Timestamp::now());
+                    }
+                    if observed.state != State::Available {
+                        blocked.insert(key.clone());
+                    }
+                    outputs.insert(key.clone(), observed);
+                }
+                Err(error) => {
+                    action.error = Some(error);
+                    blocked.insert(key.clone());
+                }
+            }
+            settled.insert(key);
+        }
+
+        let nodes: Vec<(String, NodeState)> = order
+            .iter()
+            .map(|key| {
+                let node = graph.node(key).expect("ordered keys are nodes");
+                (
+                    key.clone(),
+                    NodeState {
+                        kind: node.kind(),
+                        observed: outputs.get(key).cloned(),
+                        created_at: created_at.get(key).copied(),
+                        unobservable: failures.get(key).cloned(),
+                    },
+                )
+            })
+            .collect();
+        let remediated = mode == Mode::Remediate;
+        let ready = blocked.is_empty()
+            && planned.is_empty()
+            && actions.iter().all(|a| a.error.is_none())
+            && nodes.iter().all(|(_, s)| {
+                s.observed
+                    .as_ref()
+                    .is_some_and(|o| o.state == State::Available)
+            })
+            && (remediated || drift.is_empty());
+        Ok(Outcome {
+            nodes,
+            drift,
+            actions,
+            ready,
+        })
+    }
+
+    /// What deleting the custom resource means under its deletion policy: with `Retain`
+    /// nothing is deleted (no AWS call but one listing of what stays); with `Delete`, one
+    /// [`delete`](Self::delete) pass.
+    pub async fn finalize(
+        &self,
+        graph: &Graph,
+        owner: &Owner,
+        records: &Records,
+        policy: crate::api::DeletionPolicy,
+    ) -> Result<Deletion, BlueprintError> {
+        match policy {
+            crate::api::DeletionPolicy::Retain => {
+                let remaining = self
+                    .retrying(|| self.provider.owned(owner))
+                    .await
+                    .unwrap_or_default();
+                Ok(Deletion {
+                    done: true,
+                    actions: Vec::new(),
+                    remaining,
+                })
+            }
+            crate::api::DeletionPolicy::Delete => self.delete(graph, owner, records).await,
+        }
+    }
+
+    /// One delete pass: every node in reverse dependency order (a node goes once nothing
+    /// that depends on it remains), then anything else still tagged with the owner.
+    /// DependencyViolation and asynchronous deletes (NAT gateways, instances) leave work
+    /// for the next pass; `done` is true only when nothing tagged with the owner remains.
+    pub async fn delete(
+        &self,
+        graph: &Graph,
+        owner: &Owner,
+        records: &Records,
+    ) -> Result<Deletion, BlueprintError> {
+        let order = graph.topological_order()?;
+        let (outputs, failures) = self.observe(graph, &order, owner, records).await;
+        let mut dependents: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for node in &graph.nodes {
+            for dep in node.dependencies() {
+                dependents.entry(dep).or_default().insert(node.key.clone());
+            }
+        }
+        // The default security group goes with its VPC; nodes that could not be observed
+        // are treated as present, so nothing they depend on is deleted under them.
+        let mut present: BTreeSet<String> = outputs
+            .iter()
+            .filter(|(_, o)| o.spec.kind() != Kind::DefaultSecurityGroup)
+            .map(|(k, _)| k.clone())
+            .chain(failures.keys().cloned())
+            .collect();
+        let mut requested: BTreeSet<String> = outputs
+            .iter()
+            .filter(|(_, o)| o.state == State::Deleting)
+            .map(|(k, _)| k.clone())
+            .chain(failures.keys().cloned())
+            .collect();
+        let mut actions = Vec::new();
+        loop {
+            let ready: Vec<String> = present
+                .iter()
+                .filter(|k| !requested.contains(*k))
+                .filter(|k| {
+                    dependents
+                        .get(*k)
+                        .is_none_or(|ds| ds.iter().all(|d| !present.contains(d)))
+                })
+                .take(self.config.parallelism)
+                .cloned()
+                .collect();
+            if ready.is_empty() {
+                break;
+            }
+            let mut batch = FuturesUnordered::new();
+            for key in ready {
+                let kind = outputs[&key].spec.kind();
+                let id = outputs[&key].id.clone();
+                batch.push(async move {
+                    (
+                        key,
+                        kind,
+                        self.retrying(|| self.provider.delete(kind, &id)).await,
+                    )
+                });
+            }
+            while let Some((key, kind, result)) = batch.next().await {
+                let error = result.err();
+                if error.is_none() && !matches!(kind, Kind::NatGateway | Kind::Instance) {
+                    present.remove(&key);
+                } else {
+                    // Going asynchronously, or refused for now: it holds what it depends on.
+                    requested.insert(key.clone());
+                }
+                actions.push(Action {
+                    node: key,
+                    kind,
+                    action: ActionKind::Delete,
+                    reason: "the custom resource is being deleted".into(),
+                    error,
+                });
+            }
+        }
+        let mut remaining = self
+            .retrying(|| self.provider.owned(owner))
+            .await
+            .unwrap_or_default();
+        if present.is_empty() {
+            // Anything else tagged with the owner: from an older spec, or never recorded.
+            let known: BTreeSet<&str> = outputs.values().map(|o| o.id.as_str()).collect();
+            let untracked: Vec<(Kind, String)> = remaining
+                .iter()
+                .filter(|(_, id)| !known.contains(id.as_str()))
+                .cloned()
+                .collect();
+            for (kind, id) in &untracked {
+                let error = self
+                    .retrying(|| self.provider.delete(*kind, id))
+                    .await
+                    .err();
+                actions.push(Action {
+                    node: format!("untracked/{id}"),
+                    kind: *kind,
+                    action: ActionKind::Delete,
+                    reason: "tagged with the owner".into(),
+                    error,
+                });
+            }
+            if !untracked.is_empty() {
+                remaining = self
+                    .retrying(|| self.provider.owned(owner))
+                    .await
+                    .unwrap_or(remaining);
+            }
+        }
+        Ok(Deletion {
+            done: remaining.is_empty(),
+            actions,
+            remaining,
+        })
+    }
+}
+
+/// Passes until the graph is ready (or `max_passes`), sleeping `poll` between passes
+/// as a controller's short requeue would. Returns the last outcome, the records to keep
+/// and the number of passes.
+pub async fn run_until_ready<P: Provider>(
+    engine: &Engine<P>,
+    graph: &Graph,
+    owner: &Owner,
+    records: &Records,
+    mode: Mode,
+    poll: Duration,
+    max_passes: usize,
+) -> Result<(Outcome, Records, usize), BlueprintError> {
+    let mut records = records.clone();
+    let mut passes = 0;
+    loop {
+        let outcome = engine.converge(graph, owner, &records, mode).await?;
+        passes += 1;
+        records = merge_records(&records, &outcome);
+        if outcome.ready || passes >= max_passes {
+            return Ok((outcome, records, passes));
+        }
+        tokio::time::sleep(poll).await;
+    }
+}
+
+/// Records after a pass: what the pass saw or created, plus earlier records of nodes it
+/// could not see yet (created moments ago, not listed yet).
+pub fn merge_records(previous: &Records, outcome: &Outcome) -> Records {
+    let mut records = outcome.records();
+    for (node, recorded) in previous {
+        let waiting = outcome
+            .actions
+            .iter()
+            .any(|a| &a.node == node && a.action == ActionKind::Wait);
+        if waiting && !records.contains_key(node) {
+            records.insert(node.clone(), recorded.clone());
+        }
+    }
+    records
+}
+
+fn wait(node: &Node, reason: String) -> Action {
+    Action {
+        node: node.key.clone(),
+        kind: node.kind(),
+        action: ActionKind::Wait,
+        reason,
+        error: None,
+    }
+}
+
+/// A create/update for `key` was started and has not finished.
+fn in_flight_contains(actions: &[Action], key: &str) -> bool {
+    actions.iter().any(|a| a.node == key)
+}

@@ -1,0 +1,170 @@
+//! `hipaa-operator plan`: what the engine would do for the objects of a manifest stream,
+//! changing nothing. Objects are first checked and defaulted as the API server would.
+
+use serde_json::{Value, json};
+
+use crate::api::HipaaNetwork;
+use crate::api::manifests::Checker;
+use crate::blueprint;
+use crate::cloud::{Owner, Provider};
+use crate::engine::{ActionKind, Engine, Records};
+
+/// The plan for one object, or why there is none.
+#[derive(Debug)]
+pub struct ObjectPlan {
+    /// `Kind/namespace/name`.
+    pub object: String,
+    pub result: PlanResult,
+}
+
+#[derive(Debug)]
+pub enum PlanResult {
+    Planned(Vec<PlannedAction>),
+    /// Not planned, and not an error: the engine does not build this kind yet.
+    Skipped(String),
+    /// The object cannot be built: refused by the schema, or a check the schema cannot
+    /// make (zones, subnet sizes) failed. Nothing would be created.
+    Failed(String),
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub struct PlannedAction {
+    pub node: String,
+    pub resource_type: &'static str,
+    pub action: &'static str,
+    pub reason: String,
+}
+
+/// Plans every object of `text` against the provider `make` returns (one per object, so
+/// objects do not see each other's planned resources). Read-only.
+pub async fn plan_stream<P: Provider, F: Fn() -> P>(
+    text: &str,
+    make: F,
+) -> Result<Vec<ObjectPlan>, String> {
+    let checker = Checker::new().map_err(|e| e.to_string())?;
+    let mut plans = Vec::new();
+    for verdict in checker.check_stream(text) {
+        if !verdict.accepted() {
+            let errors: Vec<String> = verdict.errors.iter().map(ToString::to_string).collect();
+            plans.push(ObjectPlan {
+                object: verdict.object,
+                result: PlanResult::Failed(format!("refused by the schema: {}", errors.join("; "))),
+            });
+            continue;
+        }
+        let Some(object) = verdict.defaulted else {
+            continue;
+        };
+        if object["kind"] != "HipaaNetwork" {
+            plans.push(ObjectPlan {
+                object: verdict.object,
+                result: PlanResult::Skipped(
+                    "not planned: the engine does not build this kind yet".into(),
+                ),
+            });
+            continue;
+        }
+        let network: HipaaNetwork =
+            serde_json::from_value(object.clone()).map_err(|e| e.to_string())?;
+        let owner = Owner {
+            namespace: network
+                .metadata
+                .namespace
+                .clone()
+                .unwrap_or_else(|| "default".into()),
+            name: network.metadata.name.clone().unwrap_or_default(),
+        };
+        let result = async {
+            let graph =
+                blueprint::network::build(&owner, &network.spec).map_err(|e| e.to_string())?;
+            let engine = Engine::new(make(), Default::default());
+            engine
+                .validate(&graph, &network.spec.availability_zones)
+                .await
+                .map_err(|e| e.to_string())?;
+            let outcome = engine
+                .plan(&graph, &owner, &Records::new())
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok::<_, String>(
+                outcome
+                    .actions
+                    .iter()
+                    .map(|a| PlannedAction {
+                        node: a.node.clone(),
+                        resource_type: a.kind.type_name(),
+                        action: a.action.as_str(),
+                        reason: a.reason.clone(),
+                    })
+                    .collect(),
+            )
+        }
+        .await;
+        let result = match result {
+            Ok(actions) => PlanResult::Planned(actions),
+            Err(e) => PlanResult::Failed(e),
+        };
+        plans.push(ObjectPlan {
+            object: verdict.object,
+            result,
+        });
+    }
+    Ok(plans)
+}
+
+/// A terminal table per object.
+pub fn render_table(plans: &[ObjectPlan], note: &str) -> String {
+    let mut out = format!("# {note}\n");
+    for plan in plans {
+        out.push_str(&format!("\n{}\n", plan.object));
+        match &plan.result {
+            PlanResult::Failed(e) => out.push_str(&format!("  error: {e}\n")),
+            PlanResult::Skipped(why) => out.push_str(&format!("  {why}\n")),
+            PlanResult::Planned(actions) => {
+                let width = actions
+                    .iter()
+                    .map(|a| a.node.len())
+                    .max()
+                    .unwrap_or(4)
+                    .max(4);
+                out.push_str(&format!(
+                    "  {:<width$}  {:<26}  {:<7}  REASON\n",
+                    "NODE", "TYPE", "ACTION"
+                ));
+                for a in actions {
+                    out.push_str(&format!(
+                        "  {:<width$}  {:<26}  {:<7}  {}\n",
+                        a.node, a.resource_type, a.action, a.reason
+                    ));
+                }
+                let count = |kind: &ActionKind| {
+                    actions.iter().filter(|a| a.action == kind.as_str()).count()
+                };
+                out.push_str(&format!(
+                    "  {} to create, {} to update, {} unchanged, {} waiting\n",
+                    count(&ActionKind::Create),
+                    count(&ActionKind::Update),
+                    count(&ActionKind::NoOp),
+                    count(&ActionKind::Wait)
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// The same as JSON.
+pub fn render_json(plans: &[ObjectPlan], note: &str) -> Value {
+    let objects: Vec<Value> = plans
+        .iter()
+        .map(|p| match &p.result {
+            PlanResult::Planned(actions) => json!({
+                "object": p.object,
+                "actions": actions.iter().map(|a| json!({"node": a.node, "type": a.resource_type, "action": a.action, "reason": a.reason})).collect::<Vec<_>>(),
+            }),
+            PlanResult::Skipped(why) => json!({"object": p.object, "skipped": why}),
+            PlanResult::Failed(e) => json!({"object": p.object, "error": e}),
+        })
+        .collect();
+    json!({"note": note, "plans": objects})
+}

@@ -44,6 +44,9 @@ async fn watcher_sees_every_change_in_order_across_server_side_timeouts() {
     let mut seen = Vec::new();
     let stream = watcher(api.clone(), config).applied_objects();
     futures::pin_mut!(stream);
+    // The initial list shows n=0; only then do the changes start.
+    let first = stream.try_next().await.unwrap().unwrap();
+    seen.push(n_of(&first));
     let writer = {
         let api = api.clone();
         tokio::spawn(async move {
@@ -111,11 +114,21 @@ async fn watch_from_a_compacted_resource_version_is_gone_and_the_watcher_relists
     // kube-rs's watcher recovers by listing again and converges on the current state.
     let (reader, writer) = reflector::store::<ConfigMap>();
     let reflect = tokio::spawn(
-        reflector(writer, watcher(api.clone(), watcher::Config::default()))
-            .applied_objects()
-            .for_each(|_| async {}),
+        reflector(
+            writer,
+            watcher(api.clone(), watcher::Config::default()).default_backoff(),
+        )
+        .applied_objects()
+        .for_each(|r| async move {
+            if let Err(e) = r {
+                eprintln!("watcher error: {e}");
+            }
+        }),
     );
-    reader.wait_until_ready().await.unwrap();
+    tokio::time::timeout(Duration::from_secs(30), reader.wait_until_ready())
+        .await
+        .expect("the watcher re-listed within 30 s")
+        .unwrap();
     assert_eq!(
         n_of(
             &reader

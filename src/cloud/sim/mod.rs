@@ -101,6 +101,25 @@ impl SimCloud {
         self.world().region.clone()
     }
 
+    /// For every available resource: its `hipaa.dev/node` tag and how long after its
+    /// creation it became available (zero for kinds AWS makes available at once). The
+    /// benchmark derives the dependency graph's critical path from it.
+    pub fn readiness(&self) -> Vec<(String, std::time::Duration)> {
+        let mut world = self.world();
+        world.settle(std::time::Instant::now());
+        world
+            .records
+            .values()
+            .filter(|r| r.state() == super::State::Available)
+            .map(|r| {
+                (
+                    r.tags.get(super::TAG_NODE).cloned().unwrap_or_default(),
+                    r.ready_after.unwrap_or_default(),
+                )
+            })
+            .collect()
+    }
+
     /// Forgets the calls counted so far.
     pub fn reset_calls(&self) {
         self.world().calls.clear();

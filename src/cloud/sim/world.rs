@@ -36,6 +36,8 @@ pub(crate) struct Record {
     pub seq: u64,
     /// Client token and the spec first requested with it (for `IdempotentParameterMismatch`).
     pub token: Option<(String, Spec)>,
+    /// How long after creation it became available, once it has (for benchmarks).
+    pub ready_after: Option<std::time::Duration>,
 }
 
 impl Record {
@@ -90,7 +92,7 @@ impl Record {
 }
 
 pub(crate) struct World {
-    records: BTreeMap<String, Record>,
+    pub(crate) records: BTreeMap<String, Record>,
     seq: u64,
     pub rng: XorShift,
     pub region: String,
@@ -122,7 +124,10 @@ impl World {
         let mut gone = Vec::new();
         for record in self.records.values_mut() {
             match record.phase {
-                Phase::Pending(at) if at <= now => record.phase = Phase::Available,
+                Phase::Pending(at) if at <= now => {
+                    record.phase = Phase::Available;
+                    record.ready_after = Some(at.saturating_duration_since(record.created_at));
+                }
                 Phase::Deleting(at) if at <= now => gone.push(record.id.clone()),
                 _ => {}
             }
@@ -174,6 +179,7 @@ impl World {
             created_at: now,
             seq: self.seq,
             token: None,
+            ready_after: None,
         };
         self.records.insert(id.to_string(), record);
     }

@@ -590,3 +590,173 @@ fn plan_command_prints_every_planned_resource_and_fails_on_unbuildable_specs() {
         "{text}"
     );
 }
+
+fn compliance_of(outcome: &Outcome) -> BTreeMap<String, hipaa_operator::api::ControlResult> {
+    use hipaa_operator::compliance::{Context, ObservedNode, evaluate_network};
+    let nodes: Vec<ObservedNode> = outcome
+        .nodes
+        .iter()
+        .map(|(node, state)| ObservedNode {
+            node: node.clone(),
+            kind: state.kind,
+            observed: match &state.unobservable {
+                Some(e) => Err(e.to_string()),
+                None => Ok(state.observed.clone()),
+            },
+        })
+        .collect();
+    let context = Context {
+        min_log_retention_days: 365,
+        allowed_ssh_cidrs: vec!["203.0.113.0/24".into()],
+        vpc_cidr: "10.20.0.0/16".into(),
+    };
+    evaluate_network(&nodes, &context)
+        .into_iter()
+        .map(|e| (e.id, e.result))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_built_network_passes_every_control_and_edits_fail_theirs() {
+    use hipaa_operator::api::ControlResult::{Failed, Passed};
+    let mut stack = Stack::new(SimConfig::fast());
+    stack.converge(Mode::Remediate).await;
+    let observed = stack.pass(Mode::Report).await;
+    let results = compliance_of(&observed);
+    assert_eq!(
+        results.keys().map(String::as_str).collect::<Vec<_>>(),
+        [
+            "EC2-1", "EC2-2", "KMS-1", "LOG-1", "NET-1", "NET-2", "NET-3", "NET-4", "NET-5",
+            "NET-6"
+        ]
+    );
+    assert!(results.values().all(|r| *r == Passed), "{results:?}");
+
+    // Console edits, observed without remediation, fail exactly their controls.
+    for edit in edits() {
+        if matches!(
+            edit.node,
+            "sg/bastion"
+                | "kms/key"
+                | "logs/flow-logs"
+                | "instance/bastion"
+                | "subnet/private/us-east-1b"
+                | "flow-log"
+        ) {
+            (edit.apply)(&stack);
+        }
+    }
+    let results = compliance_of(&stack.pass(Mode::Report).await);
+    for (control, why) in [
+        ("NET-4", "SSH from 0.0.0.0/0"),
+        ("NET-6", "bastion SSH beyond the declared CIDRs"),
+        ("KMS-1", "rotation off"),
+        ("LOG-1", "retention 7 days"),
+        ("EC2-1", "IMDSv1 allowed"),
+        ("NET-3", "public IPs on a private subnet"),
+        ("NET-1", "flow log deleted"),
+    ] {
+        assert_eq!(results[control], Failed, "{control}: {why}");
+    }
+    assert_eq!(results["NET-5"], Passed, "untouched controls still pass");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_terminal_error_stops_only_its_node_and_is_not_retried_in_the_pass() {
+    let mut stack = Stack::new(SimConfig::fast());
+    // An AMI id EC2 refuses (the schema would; the graph is built directly here).
+    for node in &mut stack.graph.nodes {
+        if let Spec::Instance { image_id, .. } = &mut node.spec {
+            *image_id = "not-an-ami".into();
+        }
+    }
+    let mut last = None;
+    for _ in 0..200 {
+        let outcome = stack.pass(Mode::Remediate).await;
+        let done = outcome
+            .nodes
+            .iter()
+            .filter(|(k, s)| {
+                k != "instance/bastion"
+                    && s.observed
+                        .as_ref()
+                        .is_some_and(|o| o.state == hipaa_operator::cloud::State::Available)
+            })
+            .count();
+        last = Some(outcome);
+        if done == stack.graph.nodes.len() - 1 {
+            break;
+        }
+        tokio::time::sleep(POLL).await;
+    }
+    let outcome = last.unwrap();
+    assert!(!outcome.ready);
+    let failed: Vec<_> = outcome.errors().collect();
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(failed[0].node, "instance/bastion");
+    assert!(matches!(
+        failed[0].error,
+        Some(hipaa_operator::cloud::CloudError::Terminal { .. })
+    ));
+    // One more pass: exactly one RunInstances attempt, no retry storm.
+    stack.sim.reset_calls();
+    stack.pass(Mode::Remediate).await;
+    let run_instances: u64 = stack
+        .sim
+        .calls()
+        .iter()
+        .filter(|((_, op, _), _)| op == "RunInstances")
+        .map(|(_, n)| n)
+        .sum();
+    assert_eq!(run_instances, 1, "a terminal error is tried once per pass");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resources_the_spec_no_longer_has_are_removed_after_their_users_change() {
+    let mut stack = Stack::new(SimConfig::fast());
+    stack.converge(Mode::Remediate).await;
+    let old_nat_b = stack.id("nat/us-east-1b");
+    let nat_a = stack.id("nat/us-east-1a");
+    // One NAT gateway for both zones instead of one per zone.
+    let mut single = spec();
+    single.nat_gateways = NatGatewayMode::Single;
+    stack.graph = blueprint::network::build(&owner(), &single).unwrap();
+    stack.converge(Mode::Remediate).await;
+    let after = stack.pass(Mode::Remediate).await;
+    assert!(after.ready && after.drift.is_empty(), "{:?}", after.drift);
+    let left: Vec<String> = stack
+        .sim
+        .owned(&owner())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|o| o.node)
+        .collect();
+    assert!(
+        !left
+            .iter()
+            .any(|n| n == "nat/us-east-1b" || n == "eip/nat/us-east-1b"),
+        "{left:?}"
+    );
+    assert!(
+        !stack
+            .sim
+            .resources()
+            .iter()
+            .any(|(_, o)| o.id == old_nat_b && o.state == hipaa_operator::cloud::State::Available)
+    );
+    let routes = stack
+        .sim
+        .resources()
+        .into_iter()
+        .find(|(_, o)| o.tags.get(TAG_NODE).map(String::as_str) == Some("rtb/private/us-east-1b"))
+        .map(|(_, o)| o.spec)
+        .unwrap();
+    match routes {
+        Spec::RouteTable { routes, .. } => assert_eq!(
+            routes[0].target, nat_a,
+            "zone b now egresses through zone a's NAT"
+        ),
+        other => panic!("{other:?}"),
+    }
+}

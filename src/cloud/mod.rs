@@ -312,6 +312,15 @@ pub struct Lookup {
     pub desired: Option<Spec>,
 }
 
+/// A resource tagged with an owner, as a tag search finds it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Owned {
+    pub kind: Kind,
+    pub id: String,
+    /// Its `hipaa.dev/node` tag: the node of the stack it was created for.
+    pub node: String,
+}
+
 /// An error from a provider, classified as the engine's retry policy needs it.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum CloudError {
@@ -407,7 +416,7 @@ pub trait Provider: Send + Sync {
     async fn delete(&self, kind: Kind, id: &str) -> Result<(), CloudError>;
 
     /// Every resource tagged with `owner`, of any kind: what delete must leave empty.
-    async fn owned(&self, owner: &Owner) -> Result<Vec<(Kind, String)>, CloudError>;
+    async fn owned(&self, owner: &Owner) -> Result<Vec<Owned>, CloudError>;
 
     /// API calls made so far.
     fn calls(&self) -> CallCounts;

@@ -18,7 +18,7 @@ use futures::stream::{FuturesUnordered, StreamExt};
 
 use crate::blueprint::{BlueprintError, Graph, Node};
 use crate::cloud::{
-    CloudError, Desired, Kind, Lookup, Observed, Owner, Provider, State, ownership_tags,
+    CloudError, Desired, Kind, Lookup, Observed, Owned, Owner, Provider, State, ownership_tags,
 };
 pub use diff::FieldDrift;
 use resolve::{Outputs, resolve};
@@ -168,7 +168,7 @@ pub struct Deletion {
     pub done: bool,
     pub actions: Vec<Action>,
     /// Resources still tagged with the owner.
-    pub remaining: Vec<(Kind, String)>,
+    pub remaining: Vec<Owned>,
 }
 
 pub struct Engine<P> {
@@ -290,6 +290,29 @@ impl<P: Provider> Engine<P> {
                     .await;
             }
         }
+    }
+
+    /// Deletes resources found by tag search, one attempt each (retryable errors retried).
+    async fn delete_owned(&self, resources: &[Owned], reason: &str) -> Vec<Action> {
+        let mut actions = Vec::new();
+        for resource in resources {
+            let error = self
+                .retrying(|| self.provider.delete(resource.kind, &resource.id))
+                .await
+                .err();
+            actions.push(Action {
+                node: if resource.node.is_empty() {
+                    format!("untracked/{}", resource.id)
+                } else {
+                    resource.node.clone()
+                },
+                kind: resource.kind,
+                action: ActionKind::Delete,
+                reason: reason.into(),
+                error,
+            });
+        }
+        actions
     }
 
     /// Checks what the schema cannot: the zones exist in the region. Read-only.
@@ -511,13 +534,7 @@ impl<P: Provider> Engine<P> {
                             });
                         }
                         if mode == Mode::Report {
-                            actions.push(Action {
-                                node: key.clone(),
-                                kind: node.kind(),
-                                action: ActionKind::Create,
-                                reason: "does not exist".into(),
-                                error: None,
-                            });
+                            actions.push(act(node, ActionKind::Create, "does not exist"));
                             settled.insert(key.clone());
                             planned.insert(key.clone());
                             continue;
@@ -525,25 +542,13 @@ impl<P: Provider> Engine<P> {
                         if in_flight.len() >= self.config.parallelism {
                             continue;
                         }
-                        actions.push(Action {
-                            node: key.clone(),
-                            kind: node.kind(),
-                            action: ActionKind::Create,
-                            reason: "does not exist".into(),
-                            error: None,
-                        });
+                        actions.push(act(node, ActionKind::Create, "does not exist"));
                         in_flight.push(self.mutate(owner, desired, None));
                     }
                     Some(observed) => {
                         let found = diff::diff(key, &desired.spec, &desired.tags, observed);
                         if found.is_empty() {
-                            actions.push(Action {
-                                node: key.clone(),
-                                kind: node.kind(),
-                                action: ActionKind::NoOp,
-                                reason: "matches the spec".into(),
-                                error: None,
-                            });
+                            actions.push(act(node, ActionKind::NoOp, "matches the spec"));
                             settled.insert(key.clone());
                             if observed.state != State::Available {
                                 blocked.insert(key.clone());
@@ -554,13 +559,7 @@ impl<P: Provider> Engine<P> {
                         let reason = format!("drifted: {}", fields.join(", "));
                         drift.extend(found);
                         if mode == Mode::Report {
-                            actions.push(Action {
-                                node: key.clone(),
-                                kind: node.kind(),
-                                action: ActionKind::Update,
-                                reason,
-                                error: None,
-                            });
+                            actions.push(act(node, ActionKind::Update, reason));
                             settled.insert(key.clone());
                             if observed.state != State::Available {
                                 blocked.insert(key.clone());
@@ -570,13 +569,7 @@ impl<P: Provider> Engine<P> {
                         if in_flight.len() >= self.config.parallelism {
                             continue;
                         }
-                        actions.push(Action {
-                            node: key.clone(),
-                            kind: node.kind(),
-                            action: ActionKind::Update,
-                            reason,
-                            error: None,
-                        });
+                        actions.push(act(node, ActionKind::Update, reason));
                         in_flight.push(self.mutate(owner, desired, Some(observed.clone())));
                     }
                 }
@@ -624,15 +617,49 @@ impl<P: Provider> Engine<P> {
             })
             .collect();
         let remediated = mode == Mode::Remediate;
-        let ready = blocked.is_empty()
+        let converged = blocked.is_empty()
             && planned.is_empty()
             && actions.iter().all(|a| a.error.is_none())
             && nodes.iter().all(|(_, s)| {
                 s.observed
                     .as_ref()
                     .is_some_and(|o| o.state == State::Available)
-            })
-            && (remediated || drift.is_empty());
+            });
+        // Once the graph itself is in place: resources tagged with the owner for nodes the
+        // spec no longer has (a zone removed, one NAT instead of one per zone) are
+        // removed, after whatever used them was changed to the new spec.
+        let mut orphans = Vec::new();
+        if converged {
+            let keys: BTreeSet<&str> = graph.nodes.iter().map(|n| n.key.as_str()).collect();
+            let owned = self
+                .retrying(|| self.provider.owned(owner))
+                .await
+                .unwrap_or_default();
+            orphans = owned
+                .into_iter()
+                .filter(|o| !keys.contains(o.node.as_str()))
+                .collect::<Vec<Owned>>();
+            for orphan in &orphans {
+                drift.push(FieldDrift {
+                    node: orphan.node.clone(),
+                    field: "existence".into(),
+                    desired: "<absent>".into(),
+                    actual: orphan.id.clone(),
+                });
+            }
+            if remediated {
+                actions.extend(self.delete_owned(&orphans, "no longer in the spec").await);
+            } else {
+                actions.extend(orphans.iter().map(|o| Action {
+                    node: o.node.clone(),
+                    kind: o.kind,
+                    action: ActionKind::Delete,
+                    reason: "no longer in the spec".into(),
+                    error: None,
+                }));
+            }
+        }
+        let ready = converged && orphans.is_empty() && (remediated || drift.is_empty());
         Ok(Outcome {
             nodes,
             drift,
@@ -751,24 +778,12 @@ impl<P: Provider> Engine<P> {
         if present.is_empty() {
             // Anything else tagged with the owner: from an older spec, or never recorded.
             let known: BTreeSet<&str> = outputs.values().map(|o| o.id.as_str()).collect();
-            let untracked: Vec<(Kind, String)> = remaining
+            let untracked: Vec<Owned> = remaining
                 .iter()
-                .filter(|(_, id)| !known.contains(id.as_str()))
+                .filter(|o| !known.contains(o.id.as_str()))
                 .cloned()
                 .collect();
-            for (kind, id) in &untracked {
-                let error = self
-                    .retrying(|| self.provider.delete(*kind, id))
-                    .await
-                    .err();
-                actions.push(Action {
-                    node: format!("untracked/{id}"),
-                    kind: *kind,
-                    action: ActionKind::Delete,
-                    reason: "tagged with the owner".into(),
-                    error,
-                });
-            }
+            actions.extend(self.delete_owned(&untracked, "tagged with the owner").await);
             if !untracked.is_empty() {
                 remaining = self
                     .retrying(|| self.provider.owned(owner))
@@ -826,11 +841,15 @@ pub fn merge_records(previous: &Records, outcome: &Outcome) -> Records {
 }
 
 fn wait(node: &Node, reason: String) -> Action {
+    act(node, ActionKind::Wait, reason)
+}
+
+fn act(node: &Node, action: ActionKind, reason: impl Into<String>) -> Action {
     Action {
         node: node.key.clone(),
         kind: node.kind(),
-        action: ActionKind::Wait,
-        reason,
+        action,
+        reason: reason.into(),
         error: None,
     }
 }

@@ -224,7 +224,7 @@ impl Provider for SimCloud {
         }
     }
 
-    async fn owned(&self, owner: &Owner) -> Result<Vec<(Kind, String)>, CloudError> {
+    async fn owned(&self, owner: &Owner) -> Result<Vec<super::Owned>, CloudError> {
         observe::owned(self, owner).await
     }
 

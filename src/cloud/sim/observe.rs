@@ -76,7 +76,7 @@ fn find<'a>(
 
 /// Every resource tagged with the owner that still exists, oldest first. A KMS key
 /// scheduled for deletion no longer counts. One Resource Groups Tagging API call.
-pub(crate) async fn owned(sim: &SimCloud, owner: &Owner) -> Result<Vec<(Kind, String)>> {
+pub(crate) async fn owned(sim: &SimCloud, owner: &Owner) -> Result<Vec<crate::cloud::Owned>> {
     let owner = owner.to_string();
     sim.call("tagging", "GetResources", |w, now| {
         let mut found: Vec<&Record> = w
@@ -93,7 +93,18 @@ pub(crate) async fn owned(sim: &SimCloud, owner: &Owner) -> Result<Vec<(Kind, St
             })
             .collect();
         found.sort_by_key(|r| r.seq);
-        Ok(found.into_iter().map(|r| (r.kind, r.id.clone())).collect())
+        Ok(found
+            .into_iter()
+            .map(|r| crate::cloud::Owned {
+                kind: r.kind,
+                id: r.id.clone(),
+                node: r
+                    .tags
+                    .get(crate::cloud::TAG_NODE)
+                    .cloned()
+                    .unwrap_or_default(),
+            })
+            .collect())
     })
     .await
 }

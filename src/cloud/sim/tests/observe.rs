@@ -215,7 +215,12 @@ async fn consistency_window_hides_new_resources_then_shows_them() {
         Some(vpc.id.clone())
     );
     assert_eq!(
-        sim.owned(&owner()).await.unwrap(),
+        sim.owned(&owner())
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|o| (o.kind, o.id))
+            .collect::<Vec<_>>(),
         vec![(Kind::Vpc, vpc.id)]
     );
     sim.set_consistency_window(Duration::ZERO);
@@ -231,7 +236,7 @@ async fn owned_lists_every_tagged_resource_oldest_first() {
     let sim = sim();
     let net = network(&sim).await;
     let owned = sim.owned(&owner()).await.unwrap();
-    let kinds: Vec<Kind> = owned.iter().map(|(k, _)| *k).collect();
+    let kinds: Vec<Kind> = owned.iter().map(|o| o.kind).collect();
     assert_eq!(
         kinds,
         vec![
@@ -243,7 +248,7 @@ async fn owned_lists_every_tagged_resource_oldest_first() {
             Kind::SecurityGroup
         ]
     );
-    assert_eq!(owned[0].1, net.vpc);
+    assert_eq!(owned[0].id, net.vpc);
     assert_eq!(count(&sim, "GetResources"), 1);
     sim.remove_tag(Kind::ElasticIp, &net.eip, TAG_OWNER)
         .unwrap();

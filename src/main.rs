@@ -44,6 +44,9 @@ enum Command {
         /// Output format.
         #[arg(short = 'o', long = "output", value_enum, default_value = "table")]
         output: PlanFormat,
+        /// Send AWS API calls here instead of AWS (e.g. moto's server).
+        #[arg(long, env = "AWS_ENDPOINT_URL")]
+        aws_endpoint_url: Option<String>,
     },
     /// Serve an embedded Kubernetes API server (discovery, built-in kinds, CRDs, watch,
     /// apply, schema validation) for kubectl and the operator, until Ctrl-C. Writes a
@@ -71,6 +74,8 @@ enum Command {
 enum CloudChoice {
     /// The in-memory simulated AWS (starts empty).
     Sim,
+    /// The AWS account of the default credential chain (read-only for `plan`).
+    Aws,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
@@ -104,11 +109,12 @@ fn main() -> anyhow::Result<ExitCode> {
             files,
             cloud,
             output,
+            aws_endpoint_url,
         } => {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?;
-            runtime.block_on(plan(&files, cloud, output))
+            runtime.block_on(plan(&files, cloud, output, aws_endpoint_url.as_deref()))
         }
     }
 }
@@ -129,25 +135,41 @@ async fn plan(
     files: &[PathBuf],
     cloud: CloudChoice,
     output: PlanFormat,
+    endpoint: Option<&str>,
 ) -> anyhow::Result<ExitCode> {
+    use hipaa_operator::cloud::aws::{AwsCloud, sdk_config};
     use hipaa_operator::cloud::sim::{SimCloud, SimConfig};
     let note = match cloud {
         CloudChoice::Sim => {
             "simulated AWS: planned from an empty cloud (nothing exists yet), nothing was changed"
         }
+        CloudChoice::Aws => {
+            "AWS: planned against the live account with read-only calls, nothing was changed"
+        }
     };
     let mut plans = Vec::new();
     for file in files {
         let text = read_input(file)?;
-        let config = SimConfig {
-            time_scale: 0.0,
-            ..SimConfig::default()
-        };
-        plans.extend(
-            hipaa_operator::plan::plan_stream(&text, || SimCloud::new(config.clone()))
+        let planned = match cloud {
+            CloudChoice::Sim => {
+                let config = SimConfig {
+                    time_scale: 0.0,
+                    ..SimConfig::default()
+                };
+                hipaa_operator::plan::plan_stream(&text, |region: &str| {
+                    SimCloud::with_region(config.clone(), region)
+                })
                 .await
-                .map_err(anyhow::Error::msg)?,
-        );
+            }
+            CloudChoice::Aws => {
+                let config = sdk_config("us-east-1", endpoint).await;
+                hipaa_operator::plan::plan_stream(&text, |region: &str| {
+                    AwsCloud::new(&config, region)
+                })
+                .await
+            }
+        };
+        plans.extend(planned.map_err(anyhow::Error::msg)?);
     }
     match output {
         PlanFormat::Table => print!("{}", hipaa_operator::plan::render_table(&plans, note)),

@@ -35,9 +35,9 @@ pub struct PlannedAction {
     pub reason: String,
 }
 
-/// Plans every object of `text` against the provider `make` returns (one per object, so
-/// objects do not see each other's planned resources). Read-only.
-pub async fn plan_stream<P: Provider, F: Fn() -> P>(
+/// Plans every object of `text` against the provider `make` returns for the object's
+/// region (one per object). Read-only: only observe calls are made.
+pub async fn plan_stream<P: Provider, F: Fn(&str) -> P>(
     text: &str,
     make: F,
 ) -> Result<Vec<ObjectPlan>, String> {
@@ -77,7 +77,7 @@ pub async fn plan_stream<P: Provider, F: Fn() -> P>(
         let result = async {
             let graph =
                 blueprint::network::build(&owner, &network.spec).map_err(|e| e.to_string())?;
-            let engine = Engine::new(make(), Default::default());
+            let engine = Engine::new(make(&network.spec.common.region), Default::default());
             engine
                 .validate(&graph, &network.spec.availability_zones)
                 .await

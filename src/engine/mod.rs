@@ -125,6 +125,9 @@ pub struct Outcome {
     pub actions: Vec<Action>,
     /// Every node exists, is available and matches its spec; nothing failed.
     pub ready: bool,
+    /// This pass searched for resources of nodes the spec no longer has and found none
+    /// left (until then the records of dropped nodes are kept, so the search repeats).
+    pub swept: bool,
 }
 
 impl Outcome {
@@ -629,7 +632,14 @@ impl<P: Provider> Engine<P> {
         // spec no longer has (a zone removed, one NAT instead of one per zone) are
         // removed, after whatever used them was changed to the new spec.
         let mut orphans = Vec::new();
-        if converged {
+        // The sweep is a tag search over every kind: it runs only when something may be
+        // left over — the records name nodes the graph no longer has (the spec changed),
+        // or lack some of its nodes (first converge, or records lost in a crash) — so a
+        // steady pass stays one read per kind.
+        let sweep = records.keys().any(|k| graph.node(k).is_none())
+            || graph.nodes.iter().any(|n| !records.contains_key(&n.key));
+        let swept = converged && sweep;
+        if swept {
             let keys: BTreeSet<&str> = graph.nodes.iter().map(|n| n.key.as_str()).collect();
             let owned = self
                 .retrying(|| self.provider.owned(owner))
@@ -665,6 +675,7 @@ impl<P: Provider> Engine<P> {
             drift,
             actions,
             ready,
+            swept: swept && orphans.is_empty(),
         })
     }
 
@@ -833,7 +844,9 @@ pub fn merge_records(previous: &Records, outcome: &Outcome) -> Records {
             .actions
             .iter()
             .any(|a| &a.node == node && a.action == ActionKind::Wait);
-        if waiting && !records.contains_key(node) {
+        // Nodes the spec dropped are remembered until a sweep has removed them.
+        let dropped = !outcome.nodes.iter().any(|(k, _)| k == node);
+        if (waiting || (dropped && !outcome.swept)) && !records.contains_key(node) {
             records.insert(node.clone(), recorded.clone());
         }
     }

@@ -1,0 +1,406 @@
+//! The real AWS behind the Provider boundary, with the AWS SDK for Rust. One module per
+//! resource kind with the same four verbs (observe, create, update, delete) plus `owned`
+//! (the kind's resources tagged with an owner); this file holds what they share: the
+//! clients, call counting and error classification, and the tag helpers.
+//!
+//! Clients come from aws-config's default chain (environment, web identity / IRSA,
+//! profile); the endpoint can be overridden (`AWS_ENDPOINT_URL`, or `--aws-endpoint-url`)
+//! to reach moto's server in tests. The SDK's own retry is adaptive with 3 attempts; the
+//! engine classifies what still fails.
+
+mod default_sg;
+mod eip;
+mod flow_log;
+mod iam;
+mod igw;
+mod instance;
+mod kms;
+mod logs;
+mod nat;
+mod route_table;
+mod security_group;
+mod subnet;
+mod vpc;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+
+use super::{
+    CallCounts, CallOutcome, CloudError, Desired, Kind, Lookup, Observed, Owned, Owner, Provider,
+    TAG_NODE, TAG_OWNER,
+};
+
+/// AWS in one region.
+#[derive(Clone)]
+pub struct AwsCloud {
+    pub(crate) ec2: aws_sdk_ec2::Client,
+    pub(crate) kms: aws_sdk_kms::Client,
+    pub(crate) logs: aws_sdk_cloudwatchlogs::Client,
+    pub(crate) iam: aws_sdk_iam::Client,
+    pub(crate) region: String,
+    calls: Arc<Mutex<CallCounts>>,
+}
+
+impl std::fmt::Debug for AwsCloud {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AwsCloud")
+            .field("region", &self.region)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Loads the shared SDK configuration: default credential chain, adaptive retries, and
+/// `endpoint_url` (else `AWS_ENDPOINT_URL`, which aws-config reads itself) when given.
+pub async fn sdk_config(region: &str, endpoint_url: Option<&str>) -> aws_config::SdkConfig {
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new(region.to_string()))
+        .retry_config(aws_config::retry::RetryConfig::adaptive().with_max_attempts(3));
+    if let Some(url) = endpoint_url {
+        loader = loader.endpoint_url(url);
+    }
+    loader.load().await
+}
+
+impl AwsCloud {
+    /// Clients for `region` from a loaded SDK configuration (cheap: no I/O).
+    pub fn new(config: &aws_config::SdkConfig, region: &str) -> Self {
+        let region_value = aws_config::Region::new(region.to_string());
+        let ec2 = aws_sdk_ec2::config::Builder::from(config)
+            .region(region_value.clone())
+            .build();
+        let kms = aws_sdk_kms::config::Builder::from(config)
+            .region(region_value.clone())
+            .build();
+        let logs = aws_sdk_cloudwatchlogs::config::Builder::from(config)
+            .region(region_value.clone())
+            .build();
+        let iam = aws_sdk_iam::config::Builder::from(config)
+            .region(region_value)
+            .build();
+        Self {
+            ec2: aws_sdk_ec2::Client::from_conf(ec2),
+            kms: aws_sdk_kms::Client::from_conf(kms),
+            logs: aws_sdk_cloudwatchlogs::Client::from_conf(logs),
+            iam: aws_sdk_iam::Client::from_conf(iam),
+            region: region.to_string(),
+            calls: Arc::new(Mutex::new(CallCounts::new())),
+        }
+    }
+
+    /// Forgets the calls counted so far.
+    pub fn reset_calls(&self) {
+        self.calls.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+
+    fn count(&self, service: &str, operation: &str, outcome: CallOutcome) {
+        let mut calls = self.calls.lock().unwrap_or_else(|p| p.into_inner());
+        *calls
+            .entry((service.to_string(), operation.to_string(), outcome))
+            .or_default() += 1;
+    }
+
+    /// Counts one SDK call and classifies its error. Every SDK call goes through here.
+    pub(crate) fn done<T, E>(
+        &self,
+        service: &str,
+        operation: &str,
+        result: Result<T, SdkError<E, HttpResponse>>,
+    ) -> Result<T, CloudError>
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        match result {
+            Ok(value) => {
+                self.count(service, operation, CallOutcome::Ok);
+                Ok(value)
+            }
+            Err(error) => {
+                let classified = classify(operation, &error);
+                let outcome = match &classified {
+                    CloudError::Throttled { .. } => CallOutcome::Throttled,
+                    CloudError::Server { .. } => CallOutcome::ServerError,
+                    _ => CallOutcome::ClientError,
+                };
+                self.count(service, operation, outcome);
+                Err(classified)
+            }
+        }
+    }
+}
+
+const THROTTLING: [&str; 7] = [
+    "Throttling",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+    "TooManyRequestsException",
+    "RequestThrottled",
+    "RequestThrottledException",
+    "SlowDown",
+];
+
+/// An SDK error as the engine's retry policy needs it.
+pub(crate) fn classify<E>(operation: &str, error: &SdkError<E, HttpResponse>) -> CloudError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    let operation = operation.to_string();
+    match error {
+        SdkError::ServiceError(context) => {
+            let code = context.err().code().unwrap_or("Unknown").to_string();
+            let message = context.err().message().unwrap_or_default().to_string();
+            let status = context.raw().status().as_u16();
+            if THROTTLING.contains(&code.as_str()) || status == 429 {
+                CloudError::Throttled { operation, message }
+            } else if code == "DependencyViolation"
+                || code.ends_with(".InUse")
+                || code == "InvalidIPAddress.InUse"
+            {
+                CloudError::DependencyViolation { operation, message }
+            } else if code.ends_with("NotFound")
+                || code.ends_with(".NotFound")
+                || code == "NoSuchEntity"
+                || code == "ResourceNotFoundException"
+                || code == "NotFoundException"
+            {
+                CloudError::NotFound {
+                    operation,
+                    message: format!("{code}: {message}"),
+                }
+            } else if status >= 500 {
+                CloudError::Server {
+                    operation,
+                    message: format!("{code}: {message}"),
+                }
+            } else {
+                CloudError::Terminal {
+                    operation,
+                    code,
+                    message,
+                }
+            }
+        }
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            CloudError::Server {
+                operation,
+                message: format!("{error}"),
+            }
+        }
+        other => CloudError::Terminal {
+            operation,
+            code: "ConstructionFailure".into(),
+            message: format!("{other}"),
+        },
+    }
+}
+
+/// EC2 tags from a map.
+pub(crate) fn ec2_tags(tags: &BTreeMap<String, String>) -> Vec<aws_sdk_ec2::types::Tag> {
+    tags.iter()
+        .map(|(k, v)| aws_sdk_ec2::types::Tag::builder().key(k).value(v).build())
+        .collect()
+}
+
+/// A TagSpecification: tags applied atomically at creation.
+pub(crate) fn tag_specification(
+    resource: aws_sdk_ec2::types::ResourceType,
+    tags: &BTreeMap<String, String>,
+) -> aws_sdk_ec2::types::TagSpecification {
+    aws_sdk_ec2::types::TagSpecification::builder()
+        .resource_type(resource)
+        .set_tags(Some(ec2_tags(tags)))
+        .build()
+}
+
+/// EC2 tags as a map.
+pub(crate) fn from_ec2_tags(tags: &[aws_sdk_ec2::types::Tag]) -> BTreeMap<String, String> {
+    tags.iter()
+        .filter_map(|t| {
+            Some((
+                t.key()?.to_string(),
+                t.value().unwrap_or_default().to_string(),
+            ))
+        })
+        .collect()
+}
+
+/// The EC2 filter for resources tagged with `owner`.
+pub(crate) fn owner_filter(owner: &Owner) -> aws_sdk_ec2::types::Filter {
+    aws_sdk_ec2::types::Filter::builder()
+        .name(format!("tag:{TAG_OWNER}"))
+        .values(owner.to_string())
+        .build()
+}
+
+/// Picks, for each lookup, the resource with the recorded id, else the one tagged with
+/// the lookup's node (the oldest when several are: the caller passes them oldest first).
+pub(crate) fn match_lookups(lookups: &[Lookup], found: Vec<Observed>) -> Vec<Option<Observed>> {
+    lookups
+        .iter()
+        .map(|lookup| {
+            lookup
+                .recorded_id
+                .as_ref()
+                .and_then(|id| found.iter().find(|o| &o.id == id))
+                .or_else(|| {
+                    found
+                        .iter()
+                        .find(|o| o.tags.get(TAG_NODE) == Some(&lookup.node))
+                })
+                .cloned()
+        })
+        .collect()
+}
+
+/// EC2 tags that must be added or changed to make `observed` carry `desired` (tags are
+/// never removed: others' tags are not ours to delete).
+pub(crate) fn missing_tags(
+    desired: &BTreeMap<String, String>,
+    observed: &BTreeMap<String, String>,
+) -> BTreeMap<String, String> {
+    desired
+        .iter()
+        .filter(|(k, v)| observed.get(*k) != Some(*v))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+/// Adds missing tags to an EC2 resource.
+pub(crate) async fn ensure_ec2_tags(
+    cloud: &AwsCloud,
+    id: &str,
+    desired: &BTreeMap<String, String>,
+    observed: &BTreeMap<String, String>,
+) -> Result<(), CloudError> {
+    let missing = missing_tags(desired, observed);
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let result = cloud
+        .ec2
+        .create_tags()
+        .resources(id)
+        .set_tags(Some(ec2_tags(&missing)))
+        .send()
+        .await;
+    cloud.done("ec2", "CreateTags", result).map(|_| ())
+}
+
+impl Provider for AwsCloud {
+    async fn observe(
+        &self,
+        kind: Kind,
+        owner: &Owner,
+        lookups: &[Lookup],
+    ) -> Result<Vec<Option<Observed>>, CloudError> {
+        match kind {
+            Kind::KmsKey => kms::observe(self, owner, lookups).await,
+            Kind::LogGroup => logs::observe(self, owner, lookups).await,
+            Kind::IamRole => iam::observe(self, owner, lookups).await,
+            Kind::Vpc => vpc::observe(self, owner, lookups).await,
+            Kind::DefaultSecurityGroup => default_sg::observe(self, owner, lookups).await,
+            Kind::Subnet => subnet::observe(self, owner, lookups).await,
+            Kind::InternetGateway => igw::observe(self, owner, lookups).await,
+            Kind::ElasticIp => eip::observe(self, owner, lookups).await,
+            Kind::NatGateway => nat::observe(self, owner, lookups).await,
+            Kind::RouteTable => route_table::observe(self, owner, lookups).await,
+            Kind::SecurityGroup => security_group::observe(self, owner, lookups).await,
+            Kind::Instance => instance::observe(self, owner, lookups).await,
+            Kind::FlowLog => flow_log::observe(self, owner, lookups).await,
+        }
+    }
+
+    async fn create(&self, desired: &Desired) -> Result<Observed, CloudError> {
+        match desired.spec.kind() {
+            Kind::KmsKey => kms::create(self, desired).await,
+            Kind::LogGroup => logs::create(self, desired).await,
+            Kind::IamRole => iam::create(self, desired).await,
+            Kind::Vpc => vpc::create(self, desired).await,
+            Kind::DefaultSecurityGroup => default_sg::create(self, desired).await,
+            Kind::Subnet => subnet::create(self, desired).await,
+            Kind::InternetGateway => igw::create(self, desired).await,
+            Kind::ElasticIp => eip::create(self, desired).await,
+            Kind::NatGateway => nat::create(self, desired).await,
+            Kind::RouteTable => route_table::create(self, desired).await,
+            Kind::SecurityGroup => security_group::create(self, desired).await,
+            Kind::Instance => instance::create(self, desired).await,
+            Kind::FlowLog => flow_log::create(self, desired).await,
+        }
+    }
+
+    async fn update(&self, desired: &Desired, observed: &Observed) -> Result<Observed, CloudError> {
+        match desired.spec.kind() {
+            Kind::KmsKey => kms::update(self, desired, observed).await,
+            Kind::LogGroup => logs::update(self, desired, observed).await,
+            Kind::IamRole => iam::update(self, desired, observed).await,
+            Kind::Vpc => vpc::update(self, desired, observed).await,
+            Kind::DefaultSecurityGroup => default_sg::update(self, desired, observed).await,
+            Kind::Subnet => subnet::update(self, desired, observed).await,
+            Kind::InternetGateway => igw::update(self, desired, observed).await,
+            Kind::ElasticIp => eip::update(self, desired, observed).await,
+            Kind::NatGateway => nat::update(self, desired, observed).await,
+            Kind::RouteTable => route_table::update(self, desired, observed).await,
+            Kind::SecurityGroup => security_group::update(self, desired, observed).await,
+            Kind::Instance => instance::update(self, desired, observed).await,
+            Kind::FlowLog => flow_log::update(self, desired, observed).await,
+        }
+    }
+
+    async fn delete(&self, kind: Kind, id: &str) -> Result<(), CloudError> {
+        let result = match kind {
+            Kind::KmsKey => kms::delete(self, id).await,
+            Kind::LogGroup => logs::delete(self, id).await,
+            Kind::IamRole => iam::delete(self, id).await,
+            Kind::Vpc => vpc::delete(self, id).await,
+            // Goes with its VPC.
+            Kind::DefaultSecurityGroup => Ok(()),
+            Kind::Subnet => subnet::delete(self, id).await,
+            Kind::InternetGateway => igw::delete(self, id).await,
+            Kind::ElasticIp => eip::delete(self, id).await,
+            Kind::NatGateway => nat::delete(self, id).await,
+            Kind::RouteTable => route_table::delete(self, id).await,
+            Kind::SecurityGroup => security_group::delete(self, id).await,
+            Kind::Instance => instance::delete(self, id).await,
+            Kind::FlowLog => flow_log::delete(self, id).await,
+        };
+        // Not-found on delete is success.
+        match result {
+            Err(CloudError::NotFound { .. }) => Ok(()),
+            other => other,
+        }
+    }
+
+    async fn owned(&self, owner: &Owner) -> Result<Vec<Owned>, CloudError> {
+        let mut all = Vec::new();
+        all.extend(vpc::owned(self, owner).await?);
+        all.extend(subnet::owned(self, owner).await?);
+        all.extend(igw::owned(self, owner).await?);
+        all.extend(eip::owned(self, owner).await?);
+        all.extend(nat::owned(self, owner).await?);
+        all.extend(route_table::owned(self, owner).await?);
+        all.extend(security_group::owned(self, owner).await?);
+        all.extend(instance::owned(self, owner).await?);
+        all.extend(flow_log::owned(self, owner).await?);
+        all.extend(kms::owned(self, owner).await?);
+        all.extend(logs::owned(self, owner).await?);
+        all.extend(iam::owned(self, owner).await?);
+        Ok(all)
+    }
+
+    fn calls(&self) -> CallCounts {
+        self.calls.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    async fn availability_zones(&self, region: &str) -> Result<Vec<String>, CloudError> {
+        let result = self.ec2.describe_availability_zones().send().await;
+        let output = self.done("ec2", "DescribeAvailabilityZones", result)?;
+        let _ = region;
+        Ok(output
+            .availability_zones()
+            .iter()
+            .filter_map(|z| z.zone_name().map(String::from))
+            .collect())
+    }
+}

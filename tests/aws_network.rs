@@ -1,0 +1,245 @@
+//! The whole HipaaNetwork against moto's server through the AWS SDK: a read-only plan,
+//! converge, a no-op second pass, an out-of-band change made with the SDK (as a console
+//! user would) found and remediated, and delete with nothing tagged left. AWS calls are
+//! counted twice, by the operator and from moto's own request log, and must agree.
+//!
+//! One test function, run in order: moto's request log is shared by the whole server.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::time::Duration;
+
+use hipaa_operator::api::HipaaNetworkSpec;
+use hipaa_operator::blueprint;
+use hipaa_operator::cloud::aws::{AwsCloud, sdk_config};
+use hipaa_operator::cloud::{CallCounts, Owner, Provider};
+use hipaa_operator::engine::{self, ActionKind, Config, Engine, Mode, Records};
+
+fn moto_endpoint() -> String {
+    std::env::var("MOTO_ENDPOINT").expect("moto is required: run the tests through .ci/with-moto, which starts moto's server and sets MOTO_ENDPOINT")
+}
+
+/// A plain HTTP request to moto's control API.
+fn moto_api(method: &str, path: &str) -> String {
+    let endpoint = moto_endpoint();
+    let host = endpoint.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(host).expect("moto answers");
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    // The body may be chunked.
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        let mut out = String::new();
+        let mut rest = body;
+        while let Some((size, tail)) = rest.split_once("\r\n") {
+            let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+            if n == 0 {
+                break;
+            }
+            out.push_str(&tail[..n]);
+            rest = &tail[n + 2..];
+        }
+        return out;
+    }
+    body.to_string()
+}
+
+/// (service, operation) -> count, from moto's request log.
+fn moto_counts() -> BTreeMap<(String, String), u64> {
+    let mut counts = BTreeMap::new();
+    for line in moto_api("GET", "/moto-api/recorder/download-recording")
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+    {
+        let entry: serde_json::Value = serde_json::from_str(line).expect("a recorded request");
+        let headers = &entry["headers"];
+        let auth = headers["Authorization"].as_str().unwrap_or_default();
+        // Credential=KEY/DATE/REGION/SERVICE/aws4_request
+        let service = auth.split('/').nth(3).unwrap_or("?").to_string();
+        let operation = match headers["X-Amz-Target"].as_str() {
+            Some(target) => target.rsplit('.').next().unwrap_or(target).to_string(),
+            None => {
+                let raw = entry["body"].as_str().unwrap_or_default();
+                // moto base64-encodes bodies it does not store as text.
+                let body = if entry["body_encoded"] == serde_json::Value::Bool(true) {
+                    use base64::Engine;
+                    base64::engine::general_purpose::STANDARD
+                        .decode(raw)
+                        .unwrap_or_default()
+                } else {
+                    raw.as_bytes().to_vec()
+                };
+                form_urlencoded::parse(&body)
+                    .find(|(k, _)| k == "Action")
+                    .map(|(_, v)| v.into_owned())
+                    .unwrap_or_else(|| "?".into())
+            }
+        };
+        *counts.entry((service, operation)).or_default() += 1;
+    }
+    counts
+}
+
+fn operator_counts(calls: &CallCounts) -> BTreeMap<(String, String), u64> {
+    let mut counts = BTreeMap::new();
+    for ((service, operation, _), n) in calls {
+        *counts
+            .entry((service.clone(), operation.clone()))
+            .or_default() += n;
+    }
+    counts
+}
+
+fn mutating(counts: &BTreeMap<(String, String), u64>) -> u64 {
+    counts
+        .iter()
+        .filter(|((_, op), _)| {
+            !(op.starts_with("Describe") || op.starts_with("List") || op.starts_with("Get"))
+        })
+        .map(|(_, n)| n)
+        .sum()
+}
+
+fn print_counts(title: &str, counts: &BTreeMap<(String, String), u64>) {
+    println!("{title}: {} calls", counts.values().sum::<u64>());
+    for ((service, operation), n) in counts {
+        println!("  {service}:{operation:<36} {n:>4}");
+    }
+}
+
+fn spec() -> HipaaNetworkSpec {
+    serde_yaml_ng::from_str("region: us-east-1\ncidrBlock: 10.30.0.0/16\navailabilityZones: [us-east-1a, us-east-1b]\nbastion:\n  allowedCidrs: [203.0.113.0/24]\n  imageId: ami-0123456789abcdef0\ntags:\n  team: portal\n").unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_network_on_moto_converges_drifts_back_and_deletes_with_matching_call_counts() {
+    let endpoint = moto_endpoint();
+    let owner = Owner {
+        namespace: "moto".into(),
+        name: format!("net-{}", uuid::Uuid::new_v4().simple()),
+    };
+    let config = sdk_config("us-east-1", Some(&endpoint)).await;
+    let cloud = AwsCloud::new(&config, "us-east-1");
+    let engine = Engine::new(
+        cloud.clone(),
+        Config {
+            base_backoff: Duration::from_millis(20),
+            ..Config::default()
+        },
+    );
+    let graph = blueprint::network::build(&owner, &spec()).unwrap();
+
+    // A plan makes no mutating call, as moto's log shows.
+    moto_api("POST", "/moto-api/recorder/reset-recording");
+    moto_api("POST", "/moto-api/recorder/start-recording");
+    let plan = engine.plan(&graph, &owner, &Records::new()).await.unwrap();
+    assert!(plan.actions.iter().all(|a| a.action == ActionKind::Create));
+    assert_eq!(
+        mutating(&moto_counts()),
+        0,
+        "plan is read-only: {:?}",
+        moto_counts()
+    );
+
+    // Converge, counting calls both ways.
+    moto_api("POST", "/moto-api/recorder/reset-recording");
+    cloud.reset_calls();
+    let (outcome, records, passes) = engine::run_until_ready(
+        &engine,
+        &graph,
+        &owner,
+        &Records::new(),
+        Mode::Remediate,
+        Duration::from_millis(200),
+        300,
+    )
+    .await
+    .unwrap();
+    assert!(outcome.ready, "{:?}", outcome.errors().collect::<Vec<_>>());
+    let ours = operator_counts(&cloud.calls());
+    let theirs = moto_counts();
+    print_counts(
+        &format!("converge ({passes} passes), counted by the operator"),
+        &ours,
+    );
+    assert_eq!(
+        ours, theirs,
+        "the operator's count and moto's request log agree"
+    );
+
+    // A no-op second pass.
+    moto_api("POST", "/moto-api/recorder/reset-recording");
+    cloud.reset_calls();
+    let second = engine
+        .converge(&graph, &owner, &records, Mode::Remediate)
+        .await
+        .unwrap();
+    assert!(
+        second.ready && second.drift.is_empty(),
+        "{:?}",
+        second.drift
+    );
+    let ours = operator_counts(&cloud.calls());
+    print_counts("no-drift pass, counted by the operator", &ours);
+    assert_eq!(ours, moto_counts(), "counts agree on the steady pass too");
+    assert_eq!(mutating(&ours), 0, "a no-drift pass makes no mutating call");
+
+    // A console user opens SSH to the world on the bastion's security group.
+    let sg = records["sg/bastion"].id.clone();
+    let ec2 = aws_sdk_ec2::Client::new(&config);
+    ec2.authorize_security_group_ingress()
+        .group_id(&sg)
+        .ip_permissions(
+            aws_sdk_ec2::types::IpPermission::builder()
+                .ip_protocol("tcp")
+                .from_port(22)
+                .to_port(22)
+                .ip_ranges(
+                    aws_sdk_ec2::types::IpRange::builder()
+                        .cidr_ip("0.0.0.0/0")
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .expect("out-of-band change");
+    let found = engine
+        .converge(&graph, &owner, &records, Mode::Remediate)
+        .await
+        .unwrap();
+    assert!(
+        found.drift.iter().any(|d| d.node == "sg/bastion"
+            && d.field == "ingress"
+            && d.actual.contains("0.0.0.0/0")),
+        "{:?}",
+        found.drift
+    );
+    let after = engine
+        .converge(&graph, &owner, &records, Mode::Remediate)
+        .await
+        .unwrap();
+    assert!(after.drift.is_empty(), "remediated: {:?}", after.drift);
+
+    // Delete leaves nothing tagged with the owner.
+    let mut done = false;
+    for _ in 0..300 {
+        let deletion = engine.delete(&graph, &owner, &records).await.unwrap();
+        if deletion.done {
+            done = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(done, "delete finished");
+    assert!(cloud.owned(&owner).await.unwrap().is_empty());
+    moto_api("POST", "/moto-api/recorder/stop-recording");
+}

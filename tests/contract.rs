@@ -142,8 +142,24 @@ fn mutations(kind: Kind) -> Vec<Mutation> {
                 })
             }
         })],
-        // Internet gateway attachment, EIPs, NAT gateways, route tables' routes and flow
-        // logs are covered by the engine tests; their managed fields are references.
+        Kind::InternetGateway => vec![("vpcId", |s| {
+            if let Spec::InternetGateway { vpc_id } = s {
+                vpc_id.clear()
+            }
+        })],
+        Kind::RouteTable => vec![
+            ("routes", |s| {
+                if let Spec::RouteTable { routes, .. } = s {
+                    routes.clear()
+                }
+            }),
+            ("subnetIds", |s| {
+                if let Spec::RouteTable { subnet_ids, .. } = s {
+                    subnet_ids.clear()
+                }
+            }),
+        ],
+        // Elastic IPs, NAT gateways and flow logs have no field AWS can change in place.
         _ => vec![],
     }
 }

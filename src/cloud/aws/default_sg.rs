@@ -4,37 +4,12 @@
 //! its rules the desired ones (none: every rule revoked); "update" does the same from the
 //! observed state; "delete" is a no-op (in the dispatcher).
 
-use aws_sdk_ec2::types::{
-    Filter, IpPermission, IpRange, Ipv6Range, PrefixListId, SecurityGroup, UserIdGroupPair,
-};
+use aws_sdk_ec2::types::SecurityGroup;
 
+use super::security_group::{describe, reconcile_rules, rules_of};
 use super::vpc::{id_filter, immutable, merged_tags};
 use super::{AwsCloud, ensure_ec2_tags, from_ec2_tags};
-use crate::cloud::{CloudError, Desired, Lookup, Observed, Owner, SgRule, Spec, State};
-
-async fn describe(
-    cloud: &AwsCloud,
-    filters: Vec<Filter>,
-) -> Result<Vec<SecurityGroup>, CloudError> {
-    let mut out = Vec::new();
-    let mut token: Option<String> = None;
-    loop {
-        let result = cloud
-            .ec2
-            .describe_security_groups()
-            .set_filters(Some(filters.clone()))
-            .set_next_token(token.take())
-            .send()
-            .await;
-        let page = cloud.done("ec2", "DescribeSecurityGroups", result)?;
-        out.extend(page.security_groups().iter().cloned());
-        match page.next_token() {
-            Some(next) if !next.is_empty() => token = Some(next.to_string()),
-            _ => break,
-        }
-    }
-    Ok(out)
-}
+use crate::cloud::{CloudError, Desired, Lookup, Observed, Owner, Spec, State};
 
 /// The default groups of `vpcs`.
 async fn of_vpcs(cloud: &AwsCloud, vpcs: &[String]) -> Result<Vec<SecurityGroup>, CloudError> {
@@ -48,59 +23,6 @@ async fn of_vpcs(cloud: &AwsCloud, vpcs: &[String]) -> Result<Vec<SecurityGroup>
     .await
 }
 
-/// One rule per source, as AWS lists them. `-1` (all traffic) has no ports: 0/0.
-pub(super) fn rules(permissions: &[IpPermission]) -> Vec<SgRule> {
-    let mut out = Vec::new();
-    for p in permissions {
-        let rule = |source: &str| SgRule {
-            protocol: p.ip_protocol().unwrap_or("-1").to_string(),
-            from_port: p.from_port().unwrap_or(0),
-            to_port: p.to_port().unwrap_or(0),
-            source: source.to_string(),
-        };
-        out.extend(p.ip_ranges().iter().filter_map(|r| r.cidr_ip()).map(rule));
-        out.extend(
-            p.ipv6_ranges()
-                .iter()
-                .filter_map(|r| r.cidr_ipv6())
-                .map(rule),
-        );
-        out.extend(
-            p.user_id_group_pairs()
-                .iter()
-                .filter_map(|g| g.group_id())
-                .map(rule),
-        );
-        out.extend(
-            p.prefix_list_ids()
-                .iter()
-                .filter_map(|l| l.prefix_list_id())
-                .map(rule),
-        );
-    }
-    out.sort();
-    out
-}
-
-/// A rule as the Authorize/Revoke calls take it.
-pub(super) fn permission(rule: &SgRule) -> IpPermission {
-    let mut p = IpPermission::builder().ip_protocol(&rule.protocol);
-    if rule.protocol != "-1" {
-        p = p.from_port(rule.from_port).to_port(rule.to_port);
-    }
-    let source = rule.source.as_str();
-    p = if source.starts_with("sg-") {
-        p.user_id_group_pairs(UserIdGroupPair::builder().group_id(source).build())
-    } else if source.starts_with("pl-") {
-        p.prefix_list_ids(PrefixListId::builder().prefix_list_id(source).build())
-    } else if source.contains(':') {
-        p.ipv6_ranges(Ipv6Range::builder().cidr_ipv6(source).build())
-    } else {
-        p.ip_ranges(IpRange::builder().cidr_ip(source).build())
-    };
-    p.build()
-}
-
 fn observed(group: &SecurityGroup) -> Observed {
     let mut attributes = std::collections::BTreeMap::new();
     if let Some(name) = group.group_name() {
@@ -112,8 +34,8 @@ fn observed(group: &SecurityGroup) -> Observed {
         state: State::Available,
         spec: Spec::DefaultSecurityGroup {
             vpc_id: group.vpc_id().unwrap_or_default().to_string(),
-            ingress: rules(group.ip_permissions()),
-            egress: rules(group.ip_permissions_egress()),
+            ingress: rules_of(group.ip_permissions()),
+            egress: rules_of(group.ip_permissions_egress()),
         },
         tags: from_ec2_tags(group.tags()),
         attributes,
@@ -210,82 +132,4 @@ pub(crate) async fn update(
         tags: merged_tags(desired, observed),
         ..observed.clone()
     })
-}
-
-fn spec_rules(spec: &Spec) -> (&[SgRule], &[SgRule]) {
-    match spec {
-        Spec::DefaultSecurityGroup {
-            ingress, egress, ..
-        }
-        | Spec::SecurityGroup {
-            ingress, egress, ..
-        } => (ingress, egress),
-        _ => (&[], &[]),
-    }
-}
-
-/// Makes the group's rules those of `want`, from `have`: per direction that differs, one
-/// Revoke with every extra rule and one Authorize with every missing one.
-async fn reconcile_rules(
-    cloud: &AwsCloud,
-    id: &str,
-    want: &Spec,
-    have: &Spec,
-) -> Result<(), CloudError> {
-    let (want_in, want_out) = spec_rules(want);
-    let (have_in, have_out) = spec_rules(have);
-    let diff = |want: &[SgRule], have: &[SgRule]| {
-        let remove: Vec<IpPermission> = have
-            .iter()
-            .filter(|r| !want.contains(r))
-            .map(permission)
-            .collect();
-        let mut add: Vec<SgRule> = want.iter().filter(|r| !have.contains(r)).cloned().collect();
-        add.sort();
-        add.dedup();
-        (remove, add.iter().map(permission).collect::<Vec<_>>())
-    };
-    let (remove, add) = diff(want_in, have_in);
-    if !remove.is_empty() {
-        let result = cloud
-            .ec2
-            .revoke_security_group_ingress()
-            .group_id(id)
-            .set_ip_permissions(Some(remove))
-            .send()
-            .await;
-        cloud.done("ec2", "RevokeSecurityGroupIngress", result)?;
-    }
-    if !add.is_empty() {
-        let result = cloud
-            .ec2
-            .authorize_security_group_ingress()
-            .group_id(id)
-            .set_ip_permissions(Some(add))
-            .send()
-            .await;
-        cloud.done("ec2", "AuthorizeSecurityGroupIngress", result)?;
-    }
-    let (remove, add) = diff(want_out, have_out);
-    if !remove.is_empty() {
-        let result = cloud
-            .ec2
-            .revoke_security_group_egress()
-            .group_id(id)
-            .set_ip_permissions(Some(remove))
-            .send()
-            .await;
-        cloud.done("ec2", "RevokeSecurityGroupEgress", result)?;
-    }
-    if !add.is_empty() {
-        let result = cloud
-            .ec2
-            .authorize_security_group_egress()
-            .group_id(id)
-            .set_ip_permissions(Some(add))
-            .send()
-            .await;
-        cloud.done("ec2", "AuthorizeSecurityGroupEgress", result)?;
-    }
-    Ok(())
 }

@@ -8,7 +8,8 @@
 use std::collections::BTreeMap;
 
 use aws_sdk_ec2::types::{
-    Filter, IpPermission, IpRange, Ipv6Range, ResourceType, SecurityGroup, UserIdGroupPair,
+    Filter, IpPermission, IpRange, Ipv6Range, PrefixListId, ResourceType, SecurityGroup,
+    UserIdGroupPair,
 };
 
 use super::{
@@ -52,7 +53,8 @@ fn id_filter(ids: &[String]) -> Filter {
         .build()
 }
 
-/// One rule per (permission, source), sorted.
+/// One rule per (permission, source: CIDR, IPv6 CIDR, group id or prefix list), sorted.
+/// Also the default security group's (see `default_sg`).
 pub(crate) fn rules_of(permissions: &[IpPermission]) -> Vec<SgRule> {
     let mut rules = Vec::new();
     for p in permissions {
@@ -82,6 +84,12 @@ pub(crate) fn rules_of(permissions: &[IpPermission]) -> Vec<SgRule> {
                 .filter_map(|g| g.group_id())
                 .map(rule),
         );
+        rules.extend(
+            p.prefix_list_ids()
+                .iter()
+                .filter_map(|l| l.prefix_list_id())
+                .map(rule),
+        );
     }
     rules.sort();
     rules.dedup();
@@ -96,6 +104,8 @@ pub(crate) fn permission(rule: &SgRule) -> IpPermission {
     }
     if rule.source.starts_with("sg-") {
         p = p.user_id_group_pairs(UserIdGroupPair::builder().group_id(&rule.source).build());
+    } else if rule.source.starts_with("pl-") {
+        p = p.prefix_list_ids(PrefixListId::builder().prefix_list_id(&rule.source).build());
     } else if rule.source.contains(':') {
         p = p.ipv6_ranges(Ipv6Range::builder().cidr_ipv6(&rule.source).build());
     } else {

@@ -68,6 +68,107 @@ enum Command {
         #[arg(long, env = "HIPAA_DEVCLUSTER_DATA_DIR")]
         data_dir: Option<PathBuf>,
     },
+    /// Run the operator: watch the hipaa.dev objects of a cluster (kubeconfig or in-cluster
+    /// config) and keep AWS as they declare, reporting drift and compliance in status,
+    /// events and metrics. Runs until SIGTERM or Ctrl-C.
+    Run(Box<RunArgs>),
+    /// One command that shows the operator working: starts the devcluster and the
+    /// simulated AWS, installs the CRDs, applies examples/stack.yaml, runs the operator,
+    /// shows progress, then opens SSH to the world on the bastion behind its back and
+    /// shows the drift found and remediated.
+    Demo {
+        /// End with status 0 after the drift round (for CI) instead of serving until Ctrl-C.
+        #[arg(long)]
+        exit_when_ready: bool,
+        /// Simulated AWS latencies x this (1.0 = real AWS; NAT gateways then take ~90 s).
+        #[arg(long, default_value_t = 0.3)]
+        time_scale: f64,
+        /// Resync interval of the operator, in seconds (bounds drift detection).
+        #[arg(long, default_value_t = 10)]
+        resync_interval: u64,
+        /// Address of the devcluster (port 0: any free port).
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: std::net::SocketAddr,
+        /// Address of /metrics, /healthz, /readyz (port 0: any free port).
+        #[arg(long, default_value = "127.0.0.1:0")]
+        metrics_addr: std::net::SocketAddr,
+        /// Fail (exit 1) when the stack is not Ready and the drift remediated by then (s).
+        #[arg(long, default_value_t = 300)]
+        timeout: u64,
+    },
+}
+
+#[derive(clap::Args, Debug)]
+struct RunArgs {
+    /// Which AWS to drive: the AWS account of the default credential chain, or the
+    /// in-memory simulated AWS (state is lost when the process ends).
+    #[arg(long, value_enum, default_value = "aws", env = "HIPAA_CLOUD")]
+    cloud: CloudChoice,
+    /// Send AWS API calls here instead of AWS (e.g. moto's server).
+    #[arg(long, env = "AWS_ENDPOINT_URL")]
+    aws_endpoint_url: Option<String>,
+    /// Seconds between observations of a Ready object: the bound on drift detection.
+    #[arg(long, default_value_t = 60, env = "HIPAA_RESYNC_INTERVAL")]
+    resync_interval: u64,
+    /// Seconds before looking again at an object waiting on AWS (NAT gateway pending).
+    #[arg(long, default_value_t = 5.0, env = "HIPAA_PENDING_REQUEUE")]
+    pending_requeue: f64,
+    /// First backoff after a failed reconcile, in seconds (doubles per failure, jittered).
+    #[arg(long, default_value_t = 5.0, env = "HIPAA_BACKOFF_BASE")]
+    backoff_base: f64,
+    /// Longest backoff after failed reconciles, in seconds.
+    #[arg(long, default_value_t = 300.0, env = "HIPAA_BACKOFF_CAP")]
+    backoff_cap: f64,
+    /// Objects reconciled at once.
+    #[arg(long, default_value_t = 4, env = "HIPAA_MAX_CONCURRENT_RECONCILES")]
+    max_concurrent_reconciles: u16,
+    /// Watch only this namespace (default: all namespaces).
+    #[arg(long, env = "HIPAA_NAMESPACE")]
+    namespace: Option<String>,
+    /// Address of /metrics, /healthz and /readyz.
+    #[arg(long, default_value = "0.0.0.0:8080", env = "HIPAA_METRICS_ADDR")]
+    metrics_addr: std::net::SocketAddr,
+    /// Run as one of several replicas: only the holder of a coordination.k8s.io Lease acts.
+    #[arg(long, env = "HIPAA_LEADER_ELECTION")]
+    leader_election: bool,
+    /// Namespace of the leader Lease.
+    #[arg(
+        long,
+        default_value = "default",
+        env = "HIPAA_LEADER_ELECTION_NAMESPACE"
+    )]
+    leader_election_namespace: String,
+    /// Name of the leader Lease.
+    #[arg(
+        long,
+        default_value = "hipaa-operator-leader",
+        env = "HIPAA_LEADER_ELECTION_LEASE"
+    )]
+    leader_election_lease: String,
+    /// Seconds a leader's lease lasts without renewal: a standby takes over this long
+    /// after the leader dies.
+    #[arg(
+        long,
+        default_value_t = 15,
+        env = "HIPAA_LEADER_ELECTION_LEASE_DURATION"
+    )]
+    leader_election_lease_duration: u64,
+    /// This replica's name in the lease and events (default: POD_NAME, else host name
+    /// plus a random suffix).
+    #[arg(long, env = "HIPAA_IDENTITY")]
+    identity: Option<String>,
+    /// Log format.
+    #[arg(long, value_enum, default_value = "json", env = "HIPAA_LOG_FORMAT")]
+    log_format: hipaa_operator::telemetry::LogFormat,
+    /// Kubeconfig to use (default: KUBECONFIG, ~/.kube/config, else the in-cluster config).
+    #[arg(long, env = "HIPAA_KUBECONFIG")]
+    kubeconfig: Option<PathBuf>,
+    /// Minimum log retention in days for compliance control LOG-1.
+    #[arg(long, default_value_t = 365, env = "HIPAA_MIN_LOG_RETENTION_DAYS")]
+    min_log_retention_days: i32,
+    /// With `--cloud sim`: simulated AWS latencies x this (1.0 = real AWS).
+    #[arg(long, default_value_t = 0.05, env = "HIPAA_SIM_TIME_SCALE")]
+    sim_time_scale: f64,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
@@ -86,6 +187,9 @@ enum PlanFormat {
 
 fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
+    // The Kubernetes client and the AWS SDK both use rustls; both crypto backends are
+    // compiled in, so name the process-wide one (ring, as the devcluster uses).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     match cli.command {
         Command::Devcluster {
             listen,
@@ -105,6 +209,48 @@ fn main() -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Validate { files } => validate(&files),
+        Command::Run(args) => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            match runtime.block_on(run(*args)) {
+                Ok(()) => Ok(ExitCode::SUCCESS),
+                Err(error) => {
+                    eprintln!("hipaa-operator: {error:#}");
+                    Ok(ExitCode::FAILURE)
+                }
+            }
+        }
+        Command::Demo {
+            exit_when_ready,
+            time_scale,
+            resync_interval,
+            listen,
+            metrics_addr,
+            timeout,
+        } => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            if std::env::var_os("RUST_LOG").is_some() {
+                hipaa_operator::telemetry::init_tracing(hipaa_operator::telemetry::LogFormat::Text);
+            }
+            let options = hipaa_operator::demo::DemoOptions {
+                time_scale,
+                resync: std::time::Duration::from_secs(resync_interval),
+                exit_when_ready,
+                listen,
+                metrics_addr,
+                timeout: std::time::Duration::from_secs(timeout),
+            };
+            match runtime.block_on(hipaa_operator::demo::run(options)) {
+                Ok(()) => Ok(ExitCode::SUCCESS),
+                Err(error) => {
+                    eprintln!("demo failed: {error:#}");
+                    Ok(ExitCode::FAILURE)
+                }
+            }
+        }
         Command::Plan {
             files,
             cloud,
@@ -117,6 +263,73 @@ fn main() -> anyhow::Result<ExitCode> {
             runtime.block_on(plan(&files, cloud, output, aws_endpoint_url.as_deref()))
         }
     }
+}
+
+async fn run(args: RunArgs) -> anyhow::Result<()> {
+    use hipaa_operator::cloud::any::AnyCloud;
+    use hipaa_operator::cloud::aws::{AwsCloud, sdk_config};
+    use hipaa_operator::cloud::sim::{SimCloud, SimConfig};
+    use hipaa_operator::controller::{Regions, Settings};
+    use hipaa_operator::daemon;
+    use std::time::Duration;
+
+    hipaa_operator::telemetry::init_tracing(args.log_format);
+    let secs = |s: f64, flag: &str| {
+        Duration::try_from_secs_f64(s)
+            .map_err(|_| anyhow::anyhow!("--{flag}: {s} is not a number of seconds"))
+    };
+    let settings = Settings {
+        resync: Duration::from_secs(args.resync_interval.max(1)),
+        pending_requeue: secs(args.pending_requeue, "pending-requeue")?,
+        backoff_base: secs(args.backoff_base, "backoff-base")?,
+        backoff_cap: secs(args.backoff_cap, "backoff-cap")?,
+        concurrency: args.max_concurrent_reconciles.max(1),
+        namespace: args.namespace.clone(),
+        min_log_retention_days: args.min_log_retention_days,
+        ..Settings::default()
+    };
+    let client = match &args.kubeconfig {
+        Some(path) => hipaa_operator::devcluster::client_for(path)
+            .await
+            .with_context(|| format!("loading kubeconfig {}", path.display()))?,
+        None => kube::Client::try_default().await.context(
+            "no Kubernetes configuration: set KUBECONFIG or --kubeconfig, or run in a cluster",
+        )?,
+    };
+    daemon::check_crds(&client, args.namespace.as_deref()).await?;
+    let clouds = match args.cloud {
+        CloudChoice::Aws => {
+            let config = sdk_config("us-east-1", args.aws_endpoint_url.as_deref()).await;
+            daemon::check_aws_credentials(&config).await?;
+            Regions::new(move |region| AnyCloud::Aws(AwsCloud::new(&config, region)))
+        }
+        CloudChoice::Sim => {
+            let scale = args.sim_time_scale;
+            Regions::new(move |region| {
+                AnyCloud::Sim(SimCloud::with_region(
+                    SimConfig {
+                        time_scale: scale,
+                        ..SimConfig::default()
+                    },
+                    region,
+                ))
+            })
+        }
+    };
+    let options = daemon::RunOptions {
+        settings,
+        metrics_addr: args.metrics_addr,
+        election: args.leader_election.then(|| daemon::Election {
+            namespace: args.leader_election_namespace.clone(),
+            lease_name: args.leader_election_lease.clone(),
+            lease_duration: Duration::from_secs(args.leader_election_lease_duration.max(2)),
+        }),
+        identity: args
+            .identity
+            .clone()
+            .unwrap_or_else(daemon::default_identity),
+    };
+    daemon::run(client, clouds, options, daemon::shutdown_signal()).await
 }
 
 fn read_input(file: &PathBuf) -> anyhow::Result<String> {

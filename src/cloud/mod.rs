@@ -7,6 +7,7 @@
 //! AWS reports, in the same spec shape, plus id, ARN and lifecycle state). Because both
 //! sides use one shape, drift is a field-by-field comparison of two specs.
 
+pub mod any;
 pub mod aws;
 pub mod sim;
 

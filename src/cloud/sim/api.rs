@@ -88,6 +88,15 @@ async fn pause(delay: Duration) {
 }
 
 fn roll_fault(world: &mut World, service: &str, operation: &str) -> Option<CloudError> {
+    if world.denied.contains(operation) {
+        return Some(CloudError::Terminal {
+            operation: operation.to_string(),
+            code: "AccessDenied".to_string(),
+            message: format!(
+                "User: arn:aws:sts::123456789012:assumed-role/hipaa-operator/sim is not authorized to perform: {service}:{operation}"
+            ),
+        });
+    }
     let roll = world.rng.next_f64();
     if roll < world.throttle_rate {
         let code = if service == "ec2" {

@@ -88,6 +88,17 @@ impl SimCloud {
         world.server_error_rate = server_error_rate;
     }
 
+    /// Makes every later call of `operation` (e.g. `CreateVpc`) fail with AccessDenied, as
+    /// a missing IAM permission does, until [`allow`](Self::allow)ed.
+    pub fn deny(&self, operation: &str) {
+        self.world().denied.insert(operation.to_string());
+    }
+
+    /// Undoes [`deny`](Self::deny).
+    pub fn allow(&self, operation: &str) {
+        self.world().denied.remove(operation);
+    }
+
     /// How long (real time) resources created from now on stay invisible to observe and
     /// owned; resources already created are judged by the new window too.
     pub fn set_consistency_window(&self, window: Duration) {

@@ -101,6 +101,8 @@ pub(crate) struct World {
     pub server_error_rate: f64,
     pub consistency_window: Duration,
     pub calls: CallCounts,
+    /// Operations that fail with AccessDenied (a missing IAM permission), until allowed.
+    pub denied: std::collections::BTreeSet<String>,
 }
 
 impl World {
@@ -115,6 +117,7 @@ impl World {
             server_error_rate: config.server_error_rate,
             consistency_window: config.consistency_window,
             calls: CallCounts::new(),
+            denied: Default::default(),
         }
     }
 

@@ -840,9 +840,19 @@ fn merge_sorted_slice(
 
 /// Apply an RFC 6902 JSON patch (`application/json-patch+json`) with the
 /// `json-patch` crate. `patch` must be an array of operations.
+///
+/// As the API server's JSON patch library does, a `test` of a path that does not exist
+/// against `null` succeeds (kube-runtime's finalizer helper sends exactly that before it
+/// adds the first finalizer); RFC 6902 alone would fail it.
 pub fn apply_json_patch(doc: &Value, patch: &Value) -> Result<Value, String> {
-    let ops: json_patch::Patch =
+    let mut ops: json_patch::Patch =
         serde_json::from_value(patch.clone()).map_err(|e| format!("invalid JSON patch: {e}"))?;
+    ops.0.retain(|op| match op {
+        json_patch::PatchOperation::Test(test) if test.value.is_null() => {
+            doc.pointer(test.path.as_str()).is_some()
+        }
+        _ => true,
+    });
     let mut out = doc.clone();
     json_patch::patch(&mut out, &ops).map_err(|e| e.to_string())?;
     Ok(out)
@@ -1203,6 +1213,20 @@ mod tests {
             Err((422, "lists of lists are not supported".to_string())),
             "first element being a list gives 422"
         );
+    }
+
+    #[test]
+    fn json_patch_test_of_a_missing_path_against_null_succeeds() {
+        // kube-runtime's finalizer helper: test /metadata/finalizers == null, then add it.
+        let doc = json!({"metadata": {"name": "a"}});
+        let patch = json!([
+            {"op": "test", "path": "/metadata/finalizers", "value": null},
+            {"op": "add", "path": "/metadata/finalizers", "value": ["hipaa.dev/cleanup"]}
+        ]);
+        let got = apply_json_patch(&doc, &patch).unwrap();
+        assert_eq!(got["metadata"]["finalizers"], json!(["hipaa.dev/cleanup"]));
+        // Once the field exists, the same test fails, as on the API server.
+        assert!(apply_json_patch(&got, &patch).is_err());
     }
 
     #[test]

@@ -1,0 +1,419 @@
+//! The kube-rs controllers: one thin `reconcile` per kind that hands Apply and Cleanup to
+//! kube-runtime's finalizer helper, one [`Context`] (client, metrics, event recorder,
+//! providers), one [`Error`] enum whose fixed categories label metrics and events.
+//!
+//! Triggers: a change of the spec (generation), the `hipaa.dev/paused` annotation, the
+//! finalizers or the deletion timestamp reconciles at once; status writes (the operator's
+//! own) do not, so a pass never triggers another pass. Every reconcile ends with a requeue
+//! (see [`error_policy`] and `network::apply`), which bounds drift detection by the
+//! resync interval.
+
+pub mod leader;
+pub mod network;
+pub mod status;
+
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use kube::api::Api;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::finalizer::{Event as Finalizer, finalizer};
+use kube::runtime::{WatchStreamExt, reflector, watcher};
+use kube::{Resource, ResourceExt};
+
+use crate::api::HipaaNetwork;
+use crate::cloud::any::AnyCloud;
+use crate::cloud::{CloudError, Provider};
+use crate::telemetry::{Health, Metrics, Readiness};
+
+/// The finalizer every hipaa.dev object carries until its AWS resources are gone.
+pub const FINALIZER: &str = "hipaa.dev/cleanup";
+/// `"true"` stops all AWS changes for the object (it is still observed and reported).
+pub const PAUSED_ANNOTATION: &str = "hipaa.dev/paused";
+/// Field manager and event reporter.
+pub const MANAGER: &str = "hipaa-operator";
+
+/// How the controllers behave.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// A Ready object is observed again this often: the bound on drift detection.
+    pub resync: Duration,
+    /// An object waiting on an asynchronous AWS state (NAT pending) is looked at again
+    /// after this long.
+    pub pending_requeue: Duration,
+    /// First backoff after a failed pass; doubled per consecutive failure, jittered.
+    pub backoff_base: Duration,
+    /// Longest backoff.
+    pub backoff_cap: Duration,
+    /// Objects reconciled at once.
+    pub concurrency: u16,
+    /// Watch one namespace, or all when None.
+    pub namespace: Option<String>,
+    pub engine: crate::engine::Config,
+    /// Compliance control LOG-1's floor.
+    pub min_log_retention_days: i32,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            resync: Duration::from_secs(60),
+            pending_requeue: Duration::from_secs(5),
+            backoff_base: Duration::from_secs(5),
+            backoff_cap: Duration::from_secs(300),
+            concurrency: 4,
+            namespace: None,
+            engine: crate::engine::Config::default(),
+            min_log_retention_days: 365,
+        }
+    }
+}
+
+/// One provider per AWS region, made on first use and kept.
+pub struct Regions {
+    make: Box<dyn Fn(&str) -> AnyCloud + Send + Sync>,
+    made: Mutex<BTreeMap<String, AnyCloud>>,
+}
+
+impl Regions {
+    pub fn new(make: impl Fn(&str) -> AnyCloud + Send + Sync + 'static) -> Self {
+        Regions {
+            make: Box::new(make),
+            made: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// The provider of `region`.
+    pub fn get(&self, region: &str) -> AnyCloud {
+        let mut made = self.made.lock().unwrap_or_else(|p| p.into_inner());
+        made.entry(region.to_string())
+            .or_insert_with(|| (self.make)(region))
+            .clone()
+    }
+
+    /// Every provider made so far, by region.
+    pub fn all(&self) -> Vec<(String, AnyCloud)> {
+        let made = self.made.lock().unwrap_or_else(|p| p.into_inner());
+        made.iter().map(|(r, c)| (r.clone(), c.clone())).collect()
+    }
+}
+
+/// What every reconcile shares.
+pub struct Context {
+    pub client: kube::Client,
+    pub settings: Settings,
+    pub metrics: Arc<Metrics>,
+    pub recorder: Recorder,
+    pub clouds: Regions,
+    /// Consecutive failed passes per object (`namespace/name`), for the backoff.
+    failures: Mutex<HashMap<String, u32>>,
+    /// AWS resources per object, summed into `hipaa_operator_managed_resources`.
+    managed: Mutex<HashMap<String, i64>>,
+}
+
+impl Context {
+    pub fn new(
+        client: kube::Client,
+        settings: Settings,
+        metrics: Arc<Metrics>,
+        clouds: Regions,
+        instance: Option<String>,
+    ) -> Self {
+        let recorder = Recorder::new(
+            client.clone(),
+            Reporter {
+                controller: MANAGER.into(),
+                instance,
+            },
+        );
+        Context {
+            client,
+            settings,
+            metrics,
+            recorder,
+            clouds,
+            failures: Mutex::new(HashMap::new()),
+            managed: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Brings `hipaa_operator_aws_api_calls_total` up to date with the providers' counts.
+    pub fn export_calls(&self) {
+        for (region, cloud) in self.clouds.all() {
+            self.metrics.export_calls(&region, &cloud.calls());
+        }
+    }
+
+    fn failed(&self, key: &str) -> u32 {
+        let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        let n = failures.entry(key.to_string()).or_insert(0);
+        *n = n.saturating_add(1);
+        *n
+    }
+
+    fn succeeded(&self, key: &str) {
+        self.failures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(key);
+    }
+
+    /// Records how many AWS resources `key` manages (`None`: the object is gone).
+    fn set_managed(&self, kind: &str, key: &str, count: Option<i64>) {
+        let mut managed = self.managed.lock().unwrap_or_else(|p| p.into_inner());
+        match count {
+            Some(n) => managed.insert(key.to_string(), n),
+            None => managed.remove(key),
+        };
+        let total: i64 = managed.values().sum();
+        self.metrics
+            .managed_resources
+            .with_label_values(&[kind])
+            .set(total);
+    }
+
+    /// The delay before retrying after the `failures`-th consecutive failure: `base *
+    /// 2^(failures-1)`, capped, with "equal jitter" (half fixed, half random) so replicas
+    /// of a failure do not retry in lockstep.
+    pub fn backoff(&self, failures: u32) -> Duration {
+        backoff(
+            self.settings.backoff_base,
+            self.settings.backoff_cap,
+            failures,
+        )
+    }
+}
+
+fn backoff(base: Duration, cap: Duration, failures: u32) -> Duration {
+    let exp = failures.saturating_sub(1).min(30);
+    let full = base.saturating_mul(1u32 << exp).min(cap);
+    let half = full / 2;
+    half + half.mul_f64(fastrand::f64())
+}
+
+/// Every way a reconcile fails, each with a fixed category.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    #[error("finalizer: {0}")]
+    Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
+    /// The spec passed the schema but cannot be built (e.g. subnets do not fit).
+    #[error("invalid spec: {0}")]
+    InvalidSpec(String),
+    /// AWS refused or failed a call the pass needed (after in-pass retries).
+    #[error("AWS: {0}")]
+    Cloud(CloudError),
+    /// Deletion is under way; AWS resources remain.
+    #[error("deleting: {0} AWS resource(s) remain")]
+    CleanupPending(usize),
+    /// Deletion waits while the object is paused.
+    #[error("deletion paused by the hipaa.dev/paused annotation")]
+    PausedDeletion,
+}
+
+impl Error {
+    /// A fixed, low-cardinality category for metric labels (never the error's text).
+    pub fn category(&self) -> &'static str {
+        match self {
+            Error::Kube(_) => "kube_api",
+            Error::Finalizer(inner) => match inner.as_ref() {
+                kube::runtime::finalizer::Error::ApplyFailed(e)
+                | kube::runtime::finalizer::Error::CleanupFailed(e) => e.category(),
+                _ => "finalizer",
+            },
+            Error::InvalidSpec(_) => "invalid_spec",
+            Error::Cloud(e) => match e {
+                CloudError::Throttled { .. } => "aws_throttled",
+                CloudError::Server { .. } => "aws_server_error",
+                CloudError::DependencyViolation { .. } => "aws_dependency_violation",
+                CloudError::NotFound { .. } => "aws_not_found",
+                CloudError::Terminal { .. } => "aws_client_error",
+            },
+            Error::CleanupPending(_) => "cleanup_pending",
+            Error::PausedDeletion => "paused",
+        }
+    }
+
+    /// The error the finalizer helper wrapped, if any.
+    fn inner(&self) -> &Error {
+        match self {
+            Error::Finalizer(inner) => match inner.as_ref() {
+                kube::runtime::finalizer::Error::ApplyFailed(e)
+                | kube::runtime::finalizer::Error::CleanupFailed(e) => e.inner(),
+                _ => self,
+            },
+            other => other,
+        }
+    }
+}
+
+/// `namespace/name`.
+fn key_of<K: Resource>(object: &K) -> String {
+    format!(
+        "{}/{}",
+        object.meta().namespace.as_deref().unwrap_or_default(),
+        object.meta().name.as_deref().unwrap_or_default()
+    )
+}
+
+/// Whether the object carries `hipaa.dev/paused: "true"`.
+pub fn is_paused<K: Resource>(object: &K) -> bool {
+    object
+        .meta()
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(PAUSED_ANNOTATION))
+        .is_some_and(|v| v == "true")
+}
+
+/// What makes a watch event worth a reconcile: the spec (generation), the paused
+/// annotation, the finalizers and deletion. Status and other metadata changes are not.
+fn trigger_hash(net: &HipaaNetwork) -> Option<u64> {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    net.metadata.generation.hash(&mut hasher);
+    is_paused(net).hash(&mut hasher);
+    net.metadata.finalizers.hash(&mut hasher);
+    net.metadata.deletion_timestamp.is_some().hash(&mut hasher);
+    Some(hasher.finish())
+}
+
+async fn reconcile_network(net: Arc<HipaaNetwork>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let timer = ctx
+        .metrics
+        .reconcile_duration
+        .with_label_values(&["HipaaNetwork"])
+        .start_timer();
+    let namespace = net.namespace().unwrap_or_default();
+    let api: Api<HipaaNetwork> = Api::namespaced(ctx.client.clone(), &namespace);
+    let result = finalizer(&api, FINALIZER, net, |event| async {
+        match event {
+            Finalizer::Apply(net) => network::apply(net, &ctx).await,
+            Finalizer::Cleanup(net) => network::cleanup(net, &ctx).await,
+        }
+    })
+    .await
+    .map_err(|e| Error::Finalizer(Box::new(e)));
+    timer.observe_duration();
+    ctx.export_calls();
+    let label = match &result {
+        Ok(_) => "success",
+        Err(e) => e.category(),
+    };
+    ctx.metrics
+        .reconcile_total
+        .with_label_values(&["HipaaNetwork", label])
+        .inc();
+    result
+}
+
+/// The requeue after a failed reconcile.
+fn error_policy(net: Arc<HipaaNetwork>, error: &Error, ctx: Arc<Context>) -> Action {
+    match error.inner() {
+        // Deleting: AWS deletes asynchronously (NAT gateways, instances); look again soon.
+        Error::CleanupPending(_) => Action::requeue(ctx.settings.pending_requeue),
+        // Paused deletion: removing the annotation triggers a reconcile at once.
+        Error::PausedDeletion => Action::requeue(ctx.settings.resync),
+        // Everything else backs off exponentially to the cap: a persistent AccessDenied
+        // costs one attempt per step, never a retry storm.
+        other => {
+            let failures = ctx.failed(&key_of(net.as_ref()));
+            let delay = ctx.backoff(failures);
+            tracing::warn!(object = %key_of(net.as_ref()), category = other.category(), error = %other, failures, delay_ms = delay.as_millis() as u64, "reconcile failed");
+            Action::requeue(delay)
+        }
+    }
+}
+
+/// Runs the HipaaNetwork controller until `shutdown` resolves. Marks `health` ready once
+/// the watch cache has its first full list.
+pub async fn run(
+    ctx: Arc<Context>,
+    health: Health,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    let api: Api<HipaaNetwork> = match &ctx.settings.namespace {
+        Some(ns) => Api::namespaced(ctx.client.clone(), ns),
+        None => Api::all(ctx.client.clone()),
+    };
+    let (reader, writer) = reflector::store();
+    let stream = watcher(api, watcher::Config::default().any_semantic())
+        .default_backoff()
+        .reflect(writer)
+        .applied_objects()
+        .predicate_filter(trigger_hash, Default::default());
+    let ready_reader = reader.clone();
+    let ready = tokio::spawn(async move {
+        // The store's readiness future wakes only its latest waiter (the controller's
+        // runner also waits on it), so poll it again until it resolves.
+        loop {
+            let wait = ready_reader.wait_until_ready();
+            match tokio::time::timeout(Duration::from_millis(200), wait).await {
+                Ok(Ok(())) => break health.set(Readiness::Ready),
+                Ok(Err(_)) => break,
+                Err(_) => continue,
+            }
+        }
+    });
+    let config = kube::runtime::controller::Config::default().concurrency(ctx.settings.concurrency);
+    Controller::for_stream(stream, reader)
+        .with_config(config)
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile_network, error_policy, ctx)
+        .for_each(|result| async move {
+            if let Err(error) = result {
+                tracing::debug!(%error, "reconcile");
+            }
+        })
+        .await;
+    ready.abort();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_to_the_cap_with_bounded_jitter() {
+        let base = Duration::from_secs(5);
+        let cap = Duration::from_secs(300);
+        // (failures, lower bound, upper bound): each row proves one step of the schedule.
+        let rows = [
+            (1, 2.5, 5.0),
+            (2, 5.0, 10.0),
+            (3, 10.0, 20.0),
+            (6, 80.0, 160.0),
+            (7, 150.0, 300.0),
+            (40, 150.0, 300.0),
+        ];
+        for (failures, low, high) in rows {
+            for _ in 0..50 {
+                let d = backoff(base, cap, failures).as_secs_f64();
+                assert!(
+                    d >= low && d <= high,
+                    "failure {failures}: {d}s not in [{low}, {high}]"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn error_categories_are_fixed_strings() {
+        let denied = Error::Cloud(CloudError::Terminal {
+            operation: "CreateVpc".into(),
+            code: "AccessDenied".into(),
+            message: "User arn:aws:iam::1:user/x is not authorized".into(),
+        });
+        assert_eq!(denied.category(), "aws_client_error");
+        let wrapped = Error::Finalizer(Box::new(kube::runtime::finalizer::Error::ApplyFailed(
+            denied,
+        )));
+        assert_eq!(wrapped.category(), "aws_client_error");
+        assert!(matches!(wrapped.inner(), Error::Cloud(_)));
+        assert_eq!(Error::CleanupPending(3).category(), "cleanup_pending");
+    }
+}

@@ -89,23 +89,10 @@ async fn main() {
     // Critical path: each node takes one create call plus the time AWS took to make it
     // available; it can start once all its dependencies are available.
     let readiness: BTreeMap<String, Duration> = sim.readiness().into_iter().collect();
-    let order = graph.topological_order().unwrap();
-    let mut finish: BTreeMap<String, Duration> = BTreeMap::new();
-    for key in &order {
-        let node = graph.node(key).unwrap();
-        let start = node
-            .dependencies()
-            .iter()
-            .map(|d| finish[d])
-            .max()
-            .unwrap_or_default();
-        let own = CREATE_CALL.mul_f64(scale) + readiness.get(key).copied().unwrap_or_default();
-        finish.insert(key.clone(), start + own);
-    }
-    let (last, critical) = finish
-        .iter()
-        .max_by_key(|(_, d)| **d)
-        .map(|(k, d)| (k.clone(), *d))
+    let (last, critical) = graph
+        .critical_path(|key| {
+            CREATE_CALL.mul_f64(scale) + readiness.get(key).copied().unwrap_or_default()
+        })
         .unwrap();
 
     println!(

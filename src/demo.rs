@@ -14,9 +14,9 @@ use kube::api::{Api, ListParams, ObjectMeta, PostParams};
 use serde::Deserialize;
 
 use crate::api::{DriftAction, HipaaNetwork};
+use crate::cloud::SgRule;
 use crate::cloud::any::AnyCloud;
 use crate::cloud::sim::{SimCloud, SimConfig};
-use crate::cloud::{Kind, SgRule, Spec};
 use crate::controller::status::{READY, condition};
 use crate::controller::{Regions, Settings};
 use crate::daemon::{self, RunOptions};
@@ -155,9 +155,34 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
     );
     println!();
 
-    let Some(name) = networks.first().and_then(|n| n.metadata.name.clone()) else {
+    let Some(first) = networks.first() else {
         bail!("examples/stack.yaml has no HipaaNetwork");
     };
+    let name = first.metadata.name.clone().unwrap_or_default();
+    // What the operator will build (the blueprint is pure: no AWS call).
+    let owner = crate::cloud::Owner {
+        namespace: NAMESPACE.into(),
+        name: name.clone(),
+    };
+    if let Ok(graph) = crate::blueprint::network::build(&owner, &first.spec) {
+        log.line(format!(
+            "planned: {} AWS resources, created in dependency order as AWS makes each available:",
+            graph.nodes.len()
+        ));
+        for node in &graph.nodes {
+            let after: Vec<String> = node.dependencies().into_iter().collect();
+            log.line(format!(
+                "planned  {:<28} {:<26} after {}",
+                node.kind().type_name(),
+                node.key,
+                if after.is_empty() {
+                    "-".to_string()
+                } else {
+                    after.join(", ")
+                }
+            ));
+        }
+    }
     let deadline = Instant::now() + options.timeout;
     let result = async {
         let ready = watch_until_ready(&api, &name, &log, deadline).await?;
@@ -193,7 +218,7 @@ async fn watch_until_ready(
                     "created"
                 };
                 log.line(format!(
-                    "{verb:<8} {:<28} {:<24} {:<24} {state}",
+                    "{verb:<8} {:<28} {:<26} {:<24} {state}",
                     r.type_,
                     r.node,
                     r.id.as_deref().unwrap_or("-")
@@ -251,17 +276,8 @@ async fn drift_round(
     else {
         bail!("the Ready HipaaNetwork reports no bastion security group");
     };
-    sim.edit(Kind::SecurityGroup, &sg, |spec| {
-        if let Spec::SecurityGroup { ingress, .. } = spec {
-            ingress.push(SgRule {
-                protocol: "tcp".into(),
-                from_port: 22,
-                to_port: 22,
-                source: "0.0.0.0/0".into(),
-            });
-        }
-    })
-    .map_err(|e| anyhow::anyhow!("editing the simulated security group: {e}"))?;
+    sim.authorize_ingress(&sg, SgRule::tcp(22, 22, "0.0.0.0/0"))
+        .map_err(|e| anyhow::anyhow!("editing the simulated security group: {e}"))?;
     let edited = Instant::now();
     log.line(format!(
         "out-of-band edit: opened SSH (tcp/22) to 0.0.0.0/0 on the bastion security group {sg}, as a console user might"
@@ -288,11 +304,9 @@ async fn drift_round(
                 ));
             }
         }
-        let open = sim.resources().into_iter().any(|(kind, o)| {
-            kind == Kind::SecurityGroup
-                && o.id == sg
-                && matches!(&o.spec, Spec::SecurityGroup { ingress, .. } if ingress.iter().any(|r| r.source == "0.0.0.0/0"))
-        });
+        let open = sim
+            .ingress_rules(&sg)
+            .is_some_and(|rules| rules.iter().any(|r| r.source == "0.0.0.0/0"));
         if shown_drift && !open && drift.iter().all(|d| d.action == DriftAction::Remediated) {
             log.line(format!(
                 "remediated: the rule is gone from {sg} on AWS ({:.1}s after the edit)",

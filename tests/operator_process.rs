@@ -117,6 +117,13 @@ fn aws_calls(text: &str) -> u64 {
         .sum()
 }
 
+fn owner(namespace: &str) -> Owner {
+    Owner {
+        namespace: namespace.into(),
+        name: NAME.into(),
+    }
+}
+
 async fn cluster(namespace: &str) -> Cluster {
     let c = Cluster::start().await;
     c.install_crds().await;
@@ -289,10 +296,7 @@ async fn on_moto_apply_is_ready_drift_is_remediated_within_a_resync_and_delete_l
         common::stderr(&out),
         op.log()
     );
-    let owner = Owner {
-        namespace: ns.into(),
-        name: NAME.into(),
-    };
+    let owner = owner(ns);
     assert_eq!(
         aws.owned(&owner).await.unwrap(),
         vec![],
@@ -319,14 +323,7 @@ async fn killed_mid_converge_and_restarted_it_converges_without_duplicates() {
         .status
         .map(|s| s.common.resources.len())
         .unwrap_or(0);
-    let before: usize = aws
-        .owned(&Owner {
-            namespace: ns.into(),
-            name: NAME.into(),
-        })
-        .await
-        .unwrap()
-        .len();
+    let before: usize = aws.owned(&owner(ns)).await.unwrap().len();
     println!("killed with {before} resources on AWS and {status_at_kill} in status");
     assert!(
         before < 20 || status_at_kill < 20,
@@ -335,13 +332,7 @@ async fn killed_mid_converge_and_restarted_it_converges_without_duplicates() {
 
     let op = Operator::start(&c, ns, &[]);
     wait_ready(&c, ns, &[&op]).await;
-    let owned = aws
-        .owned(&Owner {
-            namespace: ns.into(),
-            name: NAME.into(),
-        })
-        .await
-        .unwrap();
+    let owned = aws.owned(&owner(ns)).await.unwrap();
     let mut nodes: Vec<&str> = owned.iter().map(|o| o.node.as_str()).collect();
     nodes.sort();
     let mut unique = nodes.clone();

@@ -74,25 +74,20 @@ fn mutating_calls(sim: &SimCloud) -> u64 {
 }
 
 fn open_ssh_to_the_world(sim: &SimCloud, sg: &str) {
-    sim.edit(Kind::SecurityGroup, sg, |spec| {
-        if let Spec::SecurityGroup { ingress, .. } = spec {
-            ingress.push(SgRule {
-                protocol: "tcp".into(),
-                from_port: 22,
-                to_port: 22,
-                source: "0.0.0.0/0".into(),
-            });
-        }
-    })
-    .expect("edit the security group");
+    sim.authorize_ingress(sg, SgRule::tcp(22, 22, "0.0.0.0/0"))
+        .expect("edit the security group");
 }
 
 fn ssh_open(sim: &SimCloud, sg: &str) -> bool {
-    sim.resources().into_iter().any(|(kind, o)| {
-        kind == Kind::SecurityGroup
-            && o.id == sg
-            && matches!(&o.spec, Spec::SecurityGroup { ingress, .. } if ingress.iter().any(|r| r.source == "0.0.0.0/0"))
-    })
+    sim.ingress_rules(sg)
+        .is_some_and(|rules| rules.iter().any(|r| r.source == "0.0.0.0/0"))
+}
+
+/// `kubectl apply -f examples/stack.yaml` into the test namespace.
+async fn apply_example(c: &Cluster) {
+    let stack = repo("examples/stack.yaml");
+    c.kubectl_ok(&["apply", "-n", NS, "-f", stack.to_str().unwrap()])
+        .await;
 }
 
 async fn wait_ready(c: &Cluster) {
@@ -348,14 +343,7 @@ async fn retain_releases_the_finalizer_without_touching_aws() {
     let c = cluster().await;
     let sim = SimCloud::new(SimConfig::fast());
     let op = operator(&c, &sim, settings(Duration::from_secs(30))).await;
-    c.kubectl_ok(&[
-        "apply",
-        "-n",
-        NS,
-        "-f",
-        repo("examples/stack.yaml").to_str().unwrap(),
-    ])
-    .await;
+    apply_example(&c).await;
     wait_ready(&c).await;
     let before = sim.resources().len();
     let mutating = mutating_calls(&sim);
@@ -382,14 +370,7 @@ async fn paused_objects_report_drift_and_change_nothing_until_unpaused() {
     let sim = SimCloud::new(SimConfig::fast());
     let resync = Duration::from_secs(2);
     let op = operator(&c, &sim, settings(resync)).await;
-    c.kubectl_ok(&[
-        "apply",
-        "-n",
-        NS,
-        "-f",
-        repo("examples/stack.yaml").to_str().unwrap(),
-    ])
-    .await;
+    apply_example(&c).await;
     wait_ready(&c).await;
     c.kubectl_ok(&["annotate", "hnet", NAME, "-n", NS, "hipaa.dev/paused=true"])
         .await;
@@ -441,6 +422,11 @@ async fn paused_objects_report_drift_and_change_nothing_until_unpaused() {
         .find(|c| c.id == "NET-6")
         .unwrap();
     assert_eq!(format!("{:?}", net6.result), "Failed", "{net6:?}");
+    let net6_series = "hipaa_operator_compliance_failed_controls{control=\"NET-6\",kind=\"HipaaNetwork\",name=\"clinic-net\",namespace=\"clinic\"}";
+    let drifted_series = "hipaa_operator_resources_drifted{kind=\"HipaaNetwork\",name=\"clinic-net\",namespace=\"clinic\"}";
+    let (_, text) = http_get(op.running.metrics_addr, "/metrics").await;
+    assert_eq!(metric(&text, net6_series), Some(1.0), "{text}");
+    assert_eq!(metric(&text, drifted_series), Some(1.0));
     // Another resync passes: still reported, never changed.
     tokio::time::sleep(resync + Duration::from_millis(500)).await;
     assert!(ssh_open(&sim, &sg), "paused: AWS is not changed");
@@ -459,6 +445,13 @@ async fn paused_objects_report_drift_and_change_nothing_until_unpaused() {
         || async { (!ssh_open(&sim, &sg)).then_some(()) },
     )
     .await;
+    // Compliant again: the failed-control series is gone and nothing is drifted.
+    let text = eventually(Duration::from_secs(10), "NET-6 passing again", || async {
+        let (_, text) = http_get(op.running.metrics_addr, "/metrics").await;
+        metric(&text, net6_series).is_none().then_some(text)
+    })
+    .await;
+    assert_eq!(metric(&text, drifted_series), Some(0.0));
     op.stop().await;
     c.stop().await;
 }
@@ -470,14 +463,7 @@ async fn access_denied_backs_off_exponentially_and_a_spec_change_retries_at_once
     sim.deny("CreateVpc");
     // Backoff 0.5 s doubling to 4 s; a 5 minute resync so only triggers explain a prompt pass.
     let op = operator(&c, &sim, settings(Duration::from_secs(300))).await;
-    c.kubectl_ok(&[
-        "apply",
-        "-n",
-        NS,
-        "-f",
-        repo("examples/stack.yaml").to_str().unwrap(),
-    ])
-    .await;
+    apply_example(&c).await;
     let synced = eventually(
         Duration::from_secs(10),
         "Synced=False with AWS's message",
@@ -561,14 +547,7 @@ async fn a_spec_change_is_applied_at_once_not_at_the_next_resync() {
     let c = cluster().await;
     let sim = SimCloud::new(SimConfig::fast());
     let op = operator(&c, &sim, settings(Duration::from_secs(300))).await;
-    c.kubectl_ok(&[
-        "apply",
-        "-n",
-        NS,
-        "-f",
-        repo("examples/stack.yaml").to_str().unwrap(),
-    ])
-    .await;
+    apply_example(&c).await;
     wait_ready(&c).await;
     let generation = network(&c).await.metadata.generation;
     c.kubectl_ok(&[
@@ -592,13 +571,7 @@ async fn a_spec_change_is_applied_at_once_not_at_the_next_resync() {
         Duration::from_secs(10),
         "the bastion rule removed on AWS",
         || async {
-            let rules = sim
-                .resources()
-                .into_iter()
-                .find_map(|(_, o)| match o.spec {
-                    Spec::SecurityGroup { ingress, .. } if o.id == sg => Some(ingress),
-                    _ => None,
-                })?;
+            let rules = sim.ingress_rules(&sg)?;
             (rules.len() == 1 && rules[0].source == "203.0.113.0/24").then_some(())
         },
     )

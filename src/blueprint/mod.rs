@@ -6,6 +6,7 @@
 pub mod network;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
 
 use crate::cloud::{Kind, Spec};
 
@@ -76,6 +77,25 @@ pub struct BlueprintError {
 }
 
 impl Graph {
+    /// The longest dependency chain when each node costs `cost(key)` and starts once all
+    /// its dependencies are done: (the node it ends at, its length). `None` for an empty
+    /// or cyclic graph. Benchmarks compare convergence times with it.
+    pub fn critical_path(&self, cost: impl Fn(&str) -> Duration) -> Option<(String, Duration)> {
+        let order = self.topological_order().ok()?;
+        let mut finish: BTreeMap<String, Duration> = BTreeMap::new();
+        for key in &order {
+            let node = self.node(key)?;
+            let start = node
+                .dependencies()
+                .iter()
+                .filter_map(|d| finish.get(d).copied())
+                .max()
+                .unwrap_or_default();
+            finish.insert(key.clone(), start + cost(key));
+        }
+        finish.into_iter().max_by_key(|(_, d)| *d)
+    }
+
     pub fn node(&self, key: &str) -> Option<&Node> {
         self.nodes.iter().find(|n| n.key == key)
     }

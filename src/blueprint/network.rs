@@ -322,6 +322,7 @@ pub fn build(owner: &Owner, spec: &HipaaNetworkSpec) -> Result<Graph, BlueprintE
 mod tests {
     use super::*;
     use crate::api::{BastionSpec, CommonSpec, DeletionPolicy, DriftPolicy, SubnetLayout};
+    use std::time::Duration;
 
     fn spec(
         cidr: &str,
@@ -594,5 +595,26 @@ mod tests {
             ),
             "unique per owner"
         );
+    }
+
+    #[test]
+    fn the_critical_path_runs_through_the_slowest_chain() {
+        let graph = build(
+            &owner(),
+            &spec(
+                "10.0.0.0/16",
+                &["us-east-1a", "us-east-1b"],
+                NatGatewayMode::PerAz,
+                (24, 20),
+            ),
+        )
+        .unwrap();
+        // A NAT gateway takes 90 s, everything else 1 s: the longest chain is
+        // VPC -> public subnet (or internet gateway) -> NAT -> private route table.
+        let cost = |key: &str| Duration::from_secs(if key.starts_with("nat/") { 90 } else { 1 });
+        let (end, length) = graph.critical_path(cost).unwrap();
+        assert!(end.starts_with("rtb/private/"), "{end}");
+        assert_eq!(length, Duration::from_secs(93));
+        assert_eq!(Graph::default().critical_path(cost), None);
     }
 }

@@ -79,6 +79,18 @@ pub struct SgRule {
     pub source: String,
 }
 
+impl SgRule {
+    /// `tcp` from `from_port` to `to_port` from `source`.
+    pub fn tcp(from_port: i32, to_port: i32, source: &str) -> Self {
+        SgRule {
+            protocol: "tcp".into(),
+            from_port,
+            to_port,
+            source: source.into(),
+        }
+    }
+}
+
 /// A route in a route table.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Route {

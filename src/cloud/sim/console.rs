@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::SimCloud;
 use super::api::{Result, missing, terminal};
-use crate::cloud::{Kind, Observed, Spec};
+use crate::cloud::{Kind, Observed, SgRule, Spec};
 
 impl SimCloud {
     /// Changes a resource's spec in place, as a console edit would (no validation beyond
@@ -29,6 +29,25 @@ impl SimCloud {
         }
         record.spec = spec;
         Ok(())
+    }
+
+    /// Adds an ingress rule to a security group, as a console user would (the demo's and
+    /// the tests' favourite drift: SSH opened to the world).
+    pub fn authorize_ingress(&self, security_group: &str, rule: SgRule) -> Result<()> {
+        self.edit(Kind::SecurityGroup, security_group, |spec| {
+            if let Spec::SecurityGroup { ingress, .. } = spec {
+                ingress.push(rule);
+            }
+        })
+    }
+
+    /// The ingress rules of a security group as they are now (None: no such group).
+    pub fn ingress_rules(&self, security_group: &str) -> Option<Vec<SgRule>> {
+        let world = self.world();
+        match &world.get(Kind::SecurityGroup, security_group)?.spec {
+            Spec::SecurityGroup { ingress, .. } => Some(ingress.clone()),
+            _ => None,
+        }
     }
 
     /// Deletes a resource at once, whatever its state and dependents (a NAT gateway goes

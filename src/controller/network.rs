@@ -100,12 +100,12 @@ pub async fn apply(net: Arc<HipaaNetwork>, ctx: &Context) -> Result<Action, Erro
         compliance,
         now: jiff::Timestamp::now(),
     });
-    let status = network_status(&net.spec, report.status.clone(), &outcome);
-    write_status(&api, &net, &status).await?;
-
-    publish_pass_events(&net, ctx, &graph, &outcome, &report, &previous.common, mode).await;
+    // Metrics first: whoever sees the new status finds metrics at least as recent.
     record_pass_metrics(&net, ctx, &graph, &report);
     ctx.set_managed(KIND, &key, Some(report.status.resources.len() as i64));
+    let status = network_status(&net.spec, report.status.clone(), &outcome);
+    write_status(&api, &net, &status).await?;
+    publish_pass_events(&net, ctx, &graph, &outcome, &report, &previous.common, mode).await;
 
     if let Some(error) = outcome.errors().find_map(|a| a.error.clone()) {
         // Status says what failed; the error policy backs off.

@@ -420,9 +420,10 @@ async fn with_leader_election_only_the_leader_calls_aws_and_a_standby_takes_over
         "takeover {takeover:?} after the leader was killed (lease {lease_seconds} s, renewed every {:.2} s)",
         lease_seconds as f64 / 3.0
     );
-    // Within the lease duration, plus at most one renew period of polling.
+    // Within the lease duration, plus at most one renew period of polling (and 1.5 s for
+    // the API calls and process start-up on a loaded 2-core CI machine).
     assert!(
-        takeover <= Duration::from_secs_f64(lease_seconds as f64 * 4.0 / 3.0 + 0.5),
+        takeover <= Duration::from_secs_f64(lease_seconds as f64 * 4.0 / 3.0 + 1.5),
         "{takeover:?}"
     );
 

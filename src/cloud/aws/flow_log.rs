@@ -9,6 +9,7 @@ use aws_sdk_ec2::types::{
     Filter, FlowLog, FlowLogsResourceType, LogDestinationType, ResourceType, TrafficType,
 };
 
+use super::paginate;
 use super::{
     AwsCloud, ensure_ec2_tags, from_ec2_tags, match_lookups, owner_filter, tag_specification,
 };
@@ -17,26 +18,21 @@ use crate::cloud::{
 };
 
 async fn describe(cloud: &AwsCloud, filter: Filter) -> Result<Vec<FlowLog>, CloudError> {
-    let mut out = Vec::new();
-    let mut token: Option<String> = None;
-    loop {
-        let result = cloud
+    paginate(|token| {
+        let call = cloud
             .ec2
             .describe_flow_logs()
             .filter(filter.clone())
-            .set_next_token(token.clone())
-            .send()
-            .await;
-        let page = cloud.done("ec2", "DescribeFlowLogs", result)?;
-        out.extend(page.flow_logs().iter().cloned());
-        token = page
-            .next_token()
-            .filter(|t| !t.is_empty())
-            .map(String::from);
-        if token.is_none() {
-            return Ok(out);
+            .set_next_token(token);
+        async move {
+            let page = cloud.done("ec2", "DescribeFlowLogs", call.send().await)?;
+            Ok((
+                page.flow_logs().to_vec(),
+                page.next_token().map(String::from),
+            ))
         }
-    }
+    })
+    .await
 }
 
 fn id_filter(ids: &[String]) -> Filter {

@@ -5,6 +5,7 @@
 
 use aws_sdk_ec2::types::{AttachmentStatus, Filter, InternetGateway, ResourceType};
 
+use super::paginate;
 use super::vpc::{id_filter, merged_tags, unseen};
 use super::{
     AwsCloud, ensure_ec2_tags, from_ec2_tags, match_lookups, owner_filter, tag_specification,
@@ -14,24 +15,21 @@ use crate::cloud::{
 };
 
 async fn describe(cloud: &AwsCloud, filter: Filter) -> Result<Vec<InternetGateway>, CloudError> {
-    let mut out = Vec::new();
-    let mut token: Option<String> = None;
-    loop {
-        let result = cloud
+    paginate(|token| {
+        let call = cloud
             .ec2
             .describe_internet_gateways()
             .filters(filter.clone())
-            .set_next_token(token.take())
-            .send()
-            .await;
-        let page = cloud.done("ec2", "DescribeInternetGateways", result)?;
-        out.extend(page.internet_gateways().iter().cloned());
-        match page.next_token() {
-            Some(next) if !next.is_empty() => token = Some(next.to_string()),
-            _ => break,
+            .set_next_token(token);
+        async move {
+            let page = cloud.done("ec2", "DescribeInternetGateways", call.send().await)?;
+            Ok((
+                page.internet_gateways().to_vec(),
+                page.next_token().map(String::from),
+            ))
         }
-    }
-    Ok(out)
+    })
+    .await
 }
 
 /// The VPCs the gateway is attached to (or being attached to). AWS reports an attached

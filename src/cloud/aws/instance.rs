@@ -20,6 +20,7 @@ use aws_sdk_ec2::types::{
     VolumeType,
 };
 
+use super::paginate;
 use super::{
     AwsCloud, ensure_ec2_tags, from_ec2_tags, match_lookups, owner_filter, tag_specification,
 };
@@ -41,31 +42,24 @@ async fn describe(cloud: &AwsCloud, filters: Vec<Filter>) -> Result<Vec<Instance
         .build();
     let mut filters = filters;
     filters.push(live);
-    let mut out = Vec::new();
-    let mut token: Option<String> = None;
-    loop {
-        let result = cloud
+    paginate(|token| {
+        let call = cloud
             .ec2
             .describe_instances()
             .set_filters(Some(filters.clone()))
-            .set_next_token(token.clone())
-            .send()
-            .await;
-        let page = cloud.done("ec2", "DescribeInstances", result)?;
-        out.extend(
-            page.reservations()
+            .set_next_token(token);
+        async move {
+            let page = cloud.done("ec2", "DescribeInstances", call.send().await)?;
+            let instances = page
+                .reservations()
                 .iter()
                 .flat_map(|r| r.instances())
-                .cloned(),
-        );
-        token = page
-            .next_token()
-            .filter(|t| !t.is_empty())
-            .map(String::from);
-        if token.is_none() {
-            return Ok(out);
+                .cloned()
+                .collect();
+            Ok((instances, page.next_token().map(String::from)))
         }
-    }
+    })
+    .await
 }
 
 fn id_filter(ids: &[String]) -> Filter {
@@ -101,29 +95,24 @@ async fn volumes(
         .name("volume-id")
         .set_values(Some(ids))
         .build();
-    let mut token: Option<String> = None;
-    loop {
-        let result = cloud
+    let all = paginate(|token| {
+        let call = cloud
             .ec2
             .describe_volumes()
             .filters(filter.clone())
-            .set_next_token(token.clone())
-            .send()
-            .await;
-        let page = cloud.done("ec2", "DescribeVolumes", result)?;
-        for v in page.volumes() {
-            if let Some(id) = v.volume_id() {
-                out.insert(id.to_string(), v.clone());
-            }
+            .set_next_token(token);
+        async move {
+            let page = cloud.done("ec2", "DescribeVolumes", call.send().await)?;
+            Ok((page.volumes().to_vec(), page.next_token().map(String::from)))
         }
-        token = page
-            .next_token()
-            .filter(|t| !t.is_empty())
-            .map(String::from);
-        if token.is_none() {
-            return Ok(out);
+    })
+    .await?;
+    for v in all {
+        if let Some(id) = v.volume_id() {
+            out.insert(id.to_string(), v.clone());
         }
     }
+    Ok(out)
 }
 
 /// Root volume (size, encrypted, key) from `DescribeVolumes`, else from what was asked.

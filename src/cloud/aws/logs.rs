@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use aws_sdk_cloudwatchlogs::types::LogGroup;
 
+use super::paginate;
 use super::{AwsCloud, match_lookups, missing_tags};
 use crate::cloud::{
     CloudError, Desired, Kind, Lookup, Observed, Owned, Owner, Spec, State, TAG_NODE, TAG_OWNER,
@@ -21,28 +22,22 @@ fn owner_prefix(owner: &Owner) -> String {
 }
 
 async fn describe(cloud: &AwsCloud, prefix: &str) -> Result<Vec<LogGroup>, CloudError> {
-    let mut out = Vec::new();
-    let mut token: Option<String> = None;
-    loop {
-        let call = cloud
-            .logs
-            .describe_log_groups()
-            .set_next_token(token.clone());
+    paginate(|token| {
+        let call = cloud.logs.describe_log_groups().set_next_token(token);
         let call = if prefix.is_empty() {
             call
         } else {
             call.log_group_name_prefix(prefix)
         };
-        let page = cloud.done("logs", "DescribeLogGroups", call.send().await)?;
-        out.extend(page.log_groups().iter().cloned());
-        token = page
-            .next_token()
-            .filter(|t| !t.is_empty())
-            .map(String::from);
-        if token.is_none() {
-            return Ok(out);
+        async move {
+            let page = cloud.done("logs", "DescribeLogGroups", call.send().await)?;
+            Ok((
+                page.log_groups().to_vec(),
+                page.next_token().map(String::from),
+            ))
         }
-    }
+    })
+    .await
 }
 
 fn arn_of(group: &LogGroup) -> String {

@@ -52,6 +52,25 @@ impl std::fmt::Debug for AwsCloud {
     }
 }
 
+/// Every page of a paginated call: `page(token)` makes one call and returns its items and
+/// the next token; an absent or empty token is the last page. Errors end the walk.
+pub(crate) async fn paginate<T, F, Fut>(mut page: F) -> Result<Vec<T>, CloudError>
+where
+    F: FnMut(Option<String>) -> Fut,
+    Fut: std::future::Future<Output = Result<(Vec<T>, Option<String>), CloudError>>,
+{
+    let mut out = Vec::new();
+    let mut token = None;
+    loop {
+        let (items, next) = page(token.take()).await?;
+        out.extend(items);
+        match next {
+            Some(next) if !next.is_empty() => token = Some(next),
+            _ => return Ok(out),
+        }
+    }
+}
+
 /// Loads the shared SDK configuration: default credential chain, adaptive retries, and
 /// `endpoint_url` (else `AWS_ENDPOINT_URL`, which aws-config reads itself) when given.
 pub async fn sdk_config(region: &str, endpoint_url: Option<&str>) -> aws_config::SdkConfig {
@@ -402,5 +421,54 @@ impl Provider for AwsCloud {
             .iter()
             .filter_map(|z| z.zone_name().map(String::from))
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// moto answers every Describe in one page, so the page walk is checked here with
+    /// pages made up in memory (the only stand-in in this module).
+    #[tokio::test]
+    async fn paginate_follows_tokens_until_an_absent_or_empty_one() {
+        // (pages as (items, next token), expected items, calls): each row is one shape of
+        // AWS pagination.
+        type Page = (Vec<u32>, Option<&'static str>);
+        let rows: Vec<(Vec<Page>, Vec<u32>, usize)> = vec![
+            (vec![(vec![1, 2], None)], vec![1, 2], 1),
+            (
+                vec![(vec![1], Some("a")), (vec![2], Some("b")), (vec![3], None)],
+                vec![1, 2, 3],
+                3,
+            ),
+            // EC2 sometimes ends with an empty string token instead of none.
+            (vec![(vec![1], Some("a")), (vec![], Some(""))], vec![1], 2),
+        ];
+        for (pages, want, calls) in rows {
+            let mut seen_tokens = Vec::new();
+            let got = paginate(|token| {
+                seen_tokens.push(token.clone());
+                let (items, next) = pages[seen_tokens.len() - 1].clone();
+                async move { Ok((items, next.map(String::from))) }
+            })
+            .await
+            .unwrap();
+            assert_eq!(got, want);
+            assert_eq!(seen_tokens.len(), calls);
+            assert_eq!(seen_tokens[0], None, "the first call has no token");
+        }
+        // An error on a later page ends the walk with that error.
+        let failed = paginate(|token: Option<String>| async move {
+            match token {
+                None => Ok((vec![1u32], Some("next".to_string()))),
+                Some(_) => Err(CloudError::Throttled {
+                    operation: "DescribeVpcs".into(),
+                    message: "Rate exceeded".into(),
+                }),
+            }
+        })
+        .await;
+        assert!(matches!(failed, Err(CloudError::Throttled { .. })));
     }
 }

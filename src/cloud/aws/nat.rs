@@ -8,6 +8,7 @@
 
 use aws_sdk_ec2::types::{Filter, NatGateway, NatGatewayState, ResourceType};
 
+use super::paginate;
 use super::vpc::{id_filter, immutable, merged_tags, unseen};
 use super::{
     AwsCloud, ensure_ec2_tags, from_ec2_tags, match_lookups, owner_filter, tag_specification,
@@ -24,29 +25,25 @@ async fn describe(
     owner: Option<&Owner>,
 ) -> Result<Vec<NatGateway>, CloudError> {
     let owner = owner.map(Owner::to_string);
-    let mut out = Vec::new();
-    let mut token: Option<String> = None;
-    loop {
-        let result = cloud
+    let all = paginate(|token| {
+        let call = cloud
             .ec2
             .describe_nat_gateways()
             .filter(filter.clone())
-            .set_next_token(token.take())
-            .send()
-            .await;
-        let page = cloud.done("ec2", "DescribeNatGateways", result)?;
-        out.extend(
-            page.nat_gateways()
-                .iter()
-                .filter(|n| exists(n) && owned_by(n, owner.as_deref()))
-                .cloned(),
-        );
-        match page.next_token() {
-            Some(next) if !next.is_empty() => token = Some(next.to_string()),
-            _ => break,
+            .set_next_token(token);
+        async move {
+            let page = cloud.done("ec2", "DescribeNatGateways", call.send().await)?;
+            Ok((
+                page.nat_gateways().to_vec(),
+                page.next_token().map(String::from),
+            ))
         }
-    }
-    Ok(out)
+    })
+    .await?;
+    Ok(all
+        .into_iter()
+        .filter(|n| exists(n) && owned_by(n, owner.as_deref()))
+        .collect())
 }
 
 fn owned_by(nat: &NatGateway, owner: Option<&str>) -> bool {

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 
 use aws_sdk_ec2::types::{Filter, ResourceType, RouteTable};
 
+use super::paginate;
 use super::{
     AwsCloud, ensure_ec2_tags, from_ec2_tags, match_lookups, owner_filter, tag_specification,
 };
@@ -29,26 +30,21 @@ fn immutable(field: &str, have: &str, want: &str) -> CloudError {
 
 /// Every route table matching `filters`, all pages.
 async fn describe(cloud: &AwsCloud, filters: Vec<Filter>) -> Result<Vec<RouteTable>, CloudError> {
-    let mut out = Vec::new();
-    let mut token: Option<String> = None;
-    loop {
-        let result = cloud
+    paginate(|token| {
+        let call = cloud
             .ec2
             .describe_route_tables()
             .set_filters(Some(filters.clone()))
-            .set_next_token(token.clone())
-            .send()
-            .await;
-        let page = cloud.done("ec2", "DescribeRouteTables", result)?;
-        out.extend(page.route_tables().iter().cloned());
-        token = page
-            .next_token()
-            .filter(|t| !t.is_empty())
-            .map(String::from);
-        if token.is_none() {
-            return Ok(out);
+            .set_next_token(token);
+        async move {
+            let page = cloud.done("ec2", "DescribeRouteTables", call.send().await)?;
+            Ok((
+                page.route_tables().to_vec(),
+                page.next_token().map(String::from),
+            ))
         }
-    }
+    })
+    .await
 }
 
 fn id_filter(ids: &[String]) -> Filter {

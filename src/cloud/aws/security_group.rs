@@ -12,6 +12,7 @@ use aws_sdk_ec2::types::{
     UserIdGroupPair,
 };
 
+use super::paginate;
 use super::{
     AwsCloud, ensure_ec2_tags, from_ec2_tags, match_lookups, owner_filter, tag_specification,
 };
@@ -24,26 +25,21 @@ pub(crate) async fn describe(
     cloud: &AwsCloud,
     filters: Vec<Filter>,
 ) -> Result<Vec<SecurityGroup>, CloudError> {
-    let mut out = Vec::new();
-    let mut token: Option<String> = None;
-    loop {
-        let result = cloud
+    paginate(|token| {
+        let call = cloud
             .ec2
             .describe_security_groups()
             .set_filters(Some(filters.clone()))
-            .set_next_token(token.clone())
-            .send()
-            .await;
-        let page = cloud.done("ec2", "DescribeSecurityGroups", result)?;
-        out.extend(page.security_groups().iter().cloned());
-        token = page
-            .next_token()
-            .filter(|t| !t.is_empty())
-            .map(String::from);
-        if token.is_none() {
-            return Ok(out);
+            .set_next_token(token);
+        async move {
+            let page = cloud.done("ec2", "DescribeSecurityGroups", call.send().await)?;
+            Ok((
+                page.security_groups().to_vec(),
+                page.next_token().map(String::from),
+            ))
         }
-    }
+    })
+    .await
 }
 
 fn id_filter(ids: &[String]) -> Filter {

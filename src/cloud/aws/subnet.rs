@@ -4,6 +4,7 @@
 
 use aws_sdk_ec2::types::{Filter, ResourceType, Subnet, SubnetState};
 
+use super::paginate;
 use super::vpc::{bool_value, id_filter, immutable, merged_tags, unseen};
 use super::{
     AwsCloud, ensure_ec2_tags, from_ec2_tags, match_lookups, owner_filter, tag_specification,
@@ -13,24 +14,18 @@ use crate::cloud::{
 };
 
 async fn describe(cloud: &AwsCloud, filter: Filter) -> Result<Vec<Subnet>, CloudError> {
-    let mut out = Vec::new();
-    let mut token: Option<String> = None;
-    loop {
-        let result = cloud
+    paginate(|token| {
+        let call = cloud
             .ec2
             .describe_subnets()
             .filters(filter.clone())
-            .set_next_token(token.take())
-            .send()
-            .await;
-        let page = cloud.done("ec2", "DescribeSubnets", result)?;
-        out.extend(page.subnets().iter().cloned());
-        match page.next_token() {
-            Some(next) if !next.is_empty() => token = Some(next.to_string()),
-            _ => break,
+            .set_next_token(token);
+        async move {
+            let page = cloud.done("ec2", "DescribeSubnets", call.send().await)?;
+            Ok((page.subnets().to_vec(), page.next_token().map(String::from)))
         }
-    }
-    Ok(out)
+    })
+    .await
 }
 
 fn observed(subnet: &Subnet) -> Observed {

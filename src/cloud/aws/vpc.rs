@@ -10,6 +10,7 @@ use aws_sdk_ec2::types::{
     AttributeBooleanValue, Filter, ResourceType, Vpc, VpcAttributeName, VpcState,
 };
 
+use super::paginate;
 use super::{
     AwsCloud, ensure_ec2_tags, from_ec2_tags, match_lookups, missing_tags, owner_filter,
     tag_specification,
@@ -69,24 +70,18 @@ pub(super) fn bool_value(value: bool) -> AttributeBooleanValue {
 }
 
 async fn describe(cloud: &AwsCloud, filter: Filter) -> Result<Vec<Vpc>, CloudError> {
-    let mut out = Vec::new();
-    let mut token: Option<String> = None;
-    loop {
-        let result = cloud
+    paginate(|token| {
+        let call = cloud
             .ec2
             .describe_vpcs()
             .filters(filter.clone())
-            .set_next_token(token.take())
-            .send()
-            .await;
-        let page = cloud.done("ec2", "DescribeVpcs", result)?;
-        out.extend(page.vpcs().iter().cloned());
-        match page.next_token() {
-            Some(next) if !next.is_empty() => token = Some(next.to_string()),
-            _ => break,
+            .set_next_token(token);
+        async move {
+            let page = cloud.done("ec2", "DescribeVpcs", call.send().await)?;
+            Ok((page.vpcs().to_vec(), page.next_token().map(String::from)))
         }
-    }
-    Ok(out)
+    })
+    .await
 }
 
 /// The VPC as described; the DNS attributes are AWS's defaults until read.

@@ -90,6 +90,17 @@ async fn apply_example(c: &Cluster) {
         .await;
 }
 
+/// A devcluster, a simulated account and an operator with `resync`, and the example
+/// network applied and Ready.
+async fn ready_example(resync: Duration) -> (Cluster, SimCloud, Spawned) {
+    let c = cluster().await;
+    let sim = SimCloud::new(SimConfig::fast());
+    let op = operator(&c, &sim, settings(resync)).await;
+    apply_example(&c).await;
+    wait_ready(&c).await;
+    (c, sim, op)
+}
+
 async fn wait_ready(c: &Cluster) {
     c.kubectl_ok(&[
         "wait",
@@ -340,11 +351,7 @@ async fn kubectl_apply_reaches_ready_drift_is_remediated_within_a_resync_and_del
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retain_releases_the_finalizer_without_touching_aws() {
-    let c = cluster().await;
-    let sim = SimCloud::new(SimConfig::fast());
-    let op = operator(&c, &sim, settings(Duration::from_secs(30))).await;
-    apply_example(&c).await;
-    wait_ready(&c).await;
+    let (c, sim, op) = ready_example(Duration::from_secs(30)).await;
     let before = sim.resources().len();
     let mutating = mutating_calls(&sim);
     c.kubectl_ok(&["delete", "hnet", NAME, "-n", NS, "--timeout=30s"])
@@ -366,12 +373,8 @@ async fn retain_releases_the_finalizer_without_touching_aws() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn paused_objects_report_drift_and_change_nothing_until_unpaused() {
-    let c = cluster().await;
-    let sim = SimCloud::new(SimConfig::fast());
     let resync = Duration::from_secs(2);
-    let op = operator(&c, &sim, settings(resync)).await;
-    apply_example(&c).await;
-    wait_ready(&c).await;
+    let (c, sim, op) = ready_example(resync).await;
     c.kubectl_ok(&["annotate", "hnet", NAME, "-n", NS, "hipaa.dev/paused=true"])
         .await;
     eventually(
@@ -544,11 +547,7 @@ async fn access_denied_backs_off_exponentially_and_a_spec_change_retries_at_once
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_spec_change_is_applied_at_once_not_at_the_next_resync() {
-    let c = cluster().await;
-    let sim = SimCloud::new(SimConfig::fast());
-    let op = operator(&c, &sim, settings(Duration::from_secs(300))).await;
-    apply_example(&c).await;
-    wait_ready(&c).await;
+    let (c, sim, op) = ready_example(Duration::from_secs(300)).await;
     let generation = network(&c).await.metadata.generation;
     c.kubectl_ok(&[
         "patch",

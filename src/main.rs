@@ -405,15 +405,7 @@ fn validate(files: &[PathBuf]) -> anyhow::Result<ExitCode> {
     let checker = api::manifests::Checker::new()?;
     let (mut checked, mut refused) = (0usize, 0usize);
     for file in files {
-        let text = if file.as_os_str() == "-" {
-            let mut text = String::new();
-            std::io::stdin()
-                .read_to_string(&mut text)
-                .context("reading standard input")?;
-            text
-        } else {
-            std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?
-        };
+        let text = read_input(file)?;
         for verdict in checker.check_stream(&text) {
             checked += 1;
             let what = if verdict.update { "update of " } else { "" };

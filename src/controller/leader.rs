@@ -41,10 +41,6 @@ impl LeaderElection {
         }
     }
 
-    pub fn identity(&self) -> &str {
-        &self.identity
-    }
-
     /// Takes or renews the lease. `Ok(true)`: this replica holds it now; `Ok(false)`:
     /// another live replica does (or won a race for it).
     pub async fn try_acquire_or_renew(&self) -> Result<bool, kube::Error> {

@@ -150,15 +150,6 @@ impl Metrics {
         }
     }
 
-    /// Sum of `aws_api_calls_total` over every label set.
-    pub fn aws_calls(&self) -> u64 {
-        let exported = self
-            .exported_calls
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        exported.values().flat_map(|c| c.values()).sum()
-    }
-
     /// The Prometheus text exposition of every family.
     pub fn render(&self) -> String {
         let mut out = Vec::new();
@@ -209,7 +200,6 @@ mod tests {
                 .get(),
             4
         );
-        assert_eq!(metrics.aws_calls(), 4);
     }
 
     #[test]

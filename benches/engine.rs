@@ -56,6 +56,7 @@ async fn main() {
         .unwrap_or(0.1);
     let network = network();
     let owner = Owner {
+        kind: "HipaaNetwork".into(),
         namespace: "default".into(),
         name: network.metadata.name.clone().unwrap(),
     };

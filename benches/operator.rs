@@ -105,6 +105,7 @@ async fn main() {
     };
     let to_ready = started.elapsed();
     let owner = Owner {
+        kind: "HipaaNetwork".into(),
         namespace: NS.into(),
         name: NAME.into(),
     };

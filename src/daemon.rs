@@ -6,11 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
-use kube::api::{Api, ListParams};
+use kube::api::{Api, ApiResource, DynamicObject, ListParams};
 
-use crate::api::HipaaNetwork;
 use crate::controller::leader::LeaderElection;
-use crate::controller::{self, Context, Regions, Settings};
+use crate::controller::{self, Context, Regions, Runner, Settings};
 use crate::telemetry::{self, Health, Metrics, Readiness};
 
 /// Leader election settings.
@@ -38,21 +37,41 @@ pub struct Running {
     pub health: Health,
 }
 
-/// Refuses to start when the CRDs are not installed: listing HipaaNetworks is a 404.
+/// Refuses to start when a hipaa.dev CRD is not installed: listing its kind is a 404.
+/// Every kind is checked, so a cluster with an older, partial set of CRDs is caught here
+/// rather than by a controller whose watch fails.
 pub async fn check_crds(client: &kube::Client, namespace: Option<&str>) -> anyhow::Result<()> {
-    let api: Api<HipaaNetwork> = match namespace {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
-    };
-    match api.list_metadata(&ListParams::default().limit(1)).await {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(status)) if status.code == 404 => bail!(
-            "the hipaa.dev CRDs are not installed in this cluster (listing hipaanetworks.hipaa.dev/v1alpha1 \
-             returned 404): install them with `kubectl apply -f crds/hipaa.dev.yaml` or \
-             `hipaa-operator crds | kubectl apply -f -`, then start the operator again"
-        ),
-        Err(e) => Err(e).context("listing HipaaNetworks to check that the CRDs are installed"),
+    for crd in crate::api::crds() {
+        let resource = ApiResource {
+            group: crd.spec.group.clone(),
+            version: crd.spec.versions[0].name.clone(),
+            api_version: format!("{}/{}", crd.spec.group, crd.spec.versions[0].name),
+            kind: crd.spec.names.kind.clone(),
+            plural: crd.spec.names.plural.clone(),
+        };
+        let api: Api<DynamicObject> = match namespace {
+            Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
+            None => Api::all_with(client.clone(), &resource),
+        };
+        let name = format!(
+            "{}.{}/{}",
+            resource.plural, resource.group, resource.version
+        );
+        match api.list_metadata(&ListParams::default().limit(1)).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(status)) if status.code == 404 => bail!(
+                "the hipaa.dev CRDs are not installed in this cluster (listing {name} \
+                 returned 404): install them with `kubectl apply -f crds/hipaa.dev.yaml` or \
+                 `hipaa-operator crds | kubectl apply -f -`, then start the operator again"
+            ),
+            Err(e) => {
+                return Err(e).with_context(|| {
+                    format!("listing {name} to check that the CRDs are installed")
+                });
+            }
+        }
     }
+    Ok(())
 }
 
 /// Refuses to start without AWS credentials (the default chain: env, profile, IRSA).
@@ -229,16 +248,24 @@ pub async fn spawn(
     clouds: Regions,
     options: &RunOptions,
 ) -> anyhow::Result<Spawned> {
+    spawn_with(client, clouds, options, |runner| runner).await
+}
+
+/// [`spawn`] with more controllers: `extend` adds kinds to the operator's own (tests
+/// add a kind of their own to exercise references).
+pub async fn spawn_with(
+    client: kube::Client,
+    clouds: Regions,
+    options: &RunOptions,
+    extend: impl FnOnce(Runner) -> Runner,
+) -> anyhow::Result<Spawned> {
     let running = start_serving(client, clouds, options).await?;
     running.context.metrics.leader.set(1);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(controller::run(
-        running.context.clone(),
-        running.health.clone(),
-        async move {
-            let _ = stopped.await;
-        },
-    ));
+    let runner = extend(Runner::new(running.context.clone()));
+    let task = tokio::spawn(runner.run(running.health.clone(), async move {
+        let _ = stopped.await;
+    }));
     Ok(Spawned {
         running,
         stop,

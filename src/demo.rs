@@ -161,6 +161,7 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
     let name = first.metadata.name.clone().unwrap_or_default();
     // What the operator will build (the blueprint is pure: no AWS call).
     let owner = crate::cloud::Owner {
+        kind: "HipaaNetwork".into(),
         namespace: NAMESPACE.into(),
         name: name.clone(),
     };

@@ -67,6 +67,7 @@ pub async fn plan_stream<P: Provider, F: Fn(&str) -> P>(
         let network: HipaaNetwork =
             serde_json::from_value(object.clone()).map_err(|e| e.to_string())?;
         let owner = Owner {
+            kind: "HipaaNetwork".into(),
             namespace: network
                 .metadata
                 .namespace

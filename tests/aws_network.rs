@@ -123,6 +123,7 @@ fn spec() -> HipaaNetworkSpec {
 async fn the_network_on_moto_converges_drifts_back_and_deletes_with_matching_call_counts() {
     let endpoint = moto_endpoint();
     let owner = Owner {
+        kind: "HipaaNetwork".into(),
         namespace: "moto".into(),
         name: format!("net-{}", uuid::Uuid::new_v4().simple()),
     };

@@ -19,6 +19,7 @@ use hipaa_operator::engine::diff::diff;
 
 fn owner(backend: &str) -> Owner {
     Owner {
+        kind: "HipaaNetwork".into(),
         namespace: "contract".into(),
         name: format!("{backend}-{}", uuid::Uuid::new_v4().simple()),
     }

@@ -28,6 +28,7 @@ tags:
 
 fn owner() -> Owner {
     Owner {
+        kind: "HipaaNetwork".into(),
         namespace: "clinic".into(),
         name: "net".into(),
     }
@@ -113,7 +114,7 @@ impl Stack {
     fn copies_per_node(&self) -> BTreeMap<String, usize> {
         let mut copies = BTreeMap::new();
         for (_, observed) in self.sim.resources() {
-            if observed.tags.get(TAG_OWNER).map(String::as_str) == Some("clinic/net") {
+            if observed.tags.get(TAG_OWNER).map(String::as_str) == Some("HipaaNetwork/clinic/net") {
                 *copies
                     .entry(observed.tags.get(TAG_NODE).cloned().unwrap_or_default())
                     .or_insert(0) += 1;
@@ -759,4 +760,148 @@ async fn resources_the_spec_no_longer_has_are_removed_after_their_users_change()
         ),
         other => panic!("{other:?}"),
     }
+}
+
+/// Passes `finalize(Delete)` until done, at most `max` passes; returns the last deletion.
+async fn delete_until_done(stack: &Stack, owner: &Owner, max: usize) -> engine::Deletion {
+    let mut passes = 0;
+    loop {
+        let deletion = stack
+            .engine
+            .finalize(&stack.graph, owner, &stack.records, DeletionPolicy::Delete)
+            .await
+            .unwrap();
+        passes += 1;
+        if deletion.done || passes >= max {
+            return deletion;
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delete_that_cannot_list_what_remains_is_never_done() {
+    let mut stack = Stack::new(SimConfig::fast());
+    stack.converge(Mode::Remediate).await;
+    // The simulator lists what is tagged with an owner with one GetResources call (the
+    // Resource Groups Tagging API); deny it, as a missing permission would.
+    stack.sim.deny("GetResources");
+    for _ in 0..30 {
+        let deletion = stack
+            .engine
+            .finalize(
+                &stack.graph,
+                &owner(),
+                &stack.records,
+                DeletionPolicy::Delete,
+            )
+            .await
+            .unwrap();
+        assert!(!deletion.done, "done although what remains is unknown");
+        let error = deletion.unlisted.expect("the listing error is reported");
+        assert!(error.to_string().contains("AccessDenied"), "{error}");
+        tokio::time::sleep(POLL).await;
+    }
+    stack.sim.allow("GetResources");
+    let deletion = delete_until_done(&stack, &owner(), 2000).await;
+    assert!(deletion.done && deletion.unlisted.is_none());
+    assert!(stack.sim.owned(&owner()).await.unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sweep_that_cannot_list_leftovers_is_not_ready_and_deletes_nothing() {
+    let mut stack = Stack::new(SimConfig::fast());
+    stack.converge(Mode::Remediate).await;
+    let mut single = spec();
+    single.nat_gateways = NatGatewayMode::Single;
+    stack.graph = blueprint::network::build(&owner(), &single).unwrap();
+    stack.sim.deny("GetResources");
+    let mut last = None;
+    for _ in 0..2000 {
+        let outcome = stack.pass(Mode::Remediate).await;
+        assert!(!outcome.ready, "ready although leftovers are unknown");
+        if outcome.sweep_error.is_some() {
+            last = Some(outcome);
+            break;
+        }
+        tokio::time::sleep(POLL).await;
+    }
+    let outcome = last.expect("the sweep ran and failed");
+    assert!(!outcome.swept);
+    assert!(
+        outcome
+            .first_error()
+            .unwrap()
+            .to_string()
+            .contains("AccessDenied"),
+        "{:?}",
+        outcome.first_error()
+    );
+    assert_eq!(
+        stack.copies_per_node().get("nat/us-east-1b"),
+        Some(&1),
+        "zone b's NAT gateway is still there"
+    );
+    stack.sim.allow("GetResources");
+    stack.converge(Mode::Remediate).await;
+    assert_eq!(stack.copies_per_node().get("nat/us-east-1b"), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn owners_of_different_kinds_with_one_namespace_and_name_never_touch_each_other() {
+    let mut network = Stack::new(SimConfig::fast());
+    network.converge(Mode::Remediate).await;
+    // A second custom resource, of another kind, named like the network in its namespace,
+    // in the same account: a graph of its own (a VPC, the node name the network uses too).
+    let other = Owner::new("PaymentPipeline", "clinic", "net");
+    let graph = Graph {
+        nodes: vec![blueprint::Node {
+            key: "vpc".into(),
+            spec: Spec::Vpc {
+                cidr_block: "10.99.0.0/16".into(),
+                enable_dns_support: true,
+                enable_dns_hostnames: true,
+            },
+            after: Default::default(),
+        }],
+        tags: BTreeMap::new(),
+        region: "us-east-1".into(),
+    };
+    let (outcome, records, _) = engine::run_until_ready(
+        &network.engine,
+        &graph,
+        &other,
+        &Records::new(),
+        Mode::Remediate,
+        POLL,
+        2000,
+    )
+    .await
+    .unwrap();
+    assert!(outcome.ready);
+    assert_ne!(
+        records["vpc"].id,
+        network.id("vpc"),
+        "the other kind's VPC is its own, not the network's adopted"
+    );
+    let theirs = network.sim.owned(&other).await.unwrap();
+    assert_eq!(theirs.len(), 1, "{theirs:?}");
+
+    // Deleting the network leaves the other kind's VPC alone.
+    let deletion = delete_until_done(&network, &owner(), 2000).await;
+    assert!(deletion.done);
+    assert!(network.sim.owned(&owner()).await.unwrap().is_empty());
+    assert_eq!(network.sim.owned(&other).await.unwrap(), theirs);
+    network.sim.reset_calls();
+    let steady = network
+        .engine
+        .converge(&graph, &other, &records, Mode::Remediate)
+        .await
+        .unwrap();
+    assert!(
+        steady.ready && steady.drift.is_empty(),
+        "{:?}",
+        steady.drift
+    );
+    assert_eq!(network.mutating_calls(), 0);
 }

@@ -119,6 +119,7 @@ fn aws_calls(text: &str) -> u64 {
 
 fn owner(namespace: &str) -> Owner {
     Owner {
+        kind: "HipaaNetwork".into(),
         namespace: namespace.into(),
         name: NAME.into(),
     }
@@ -178,14 +179,14 @@ async fn get(c: &Cluster, namespace: &str) -> HipaaNetwork {
         .unwrap()
 }
 
-/// Ids of the VPCs tagged with `namespace/clinic-net`.
+/// Ids of the VPCs tagged with `HipaaNetwork/<namespace>/clinic-net`.
 async fn vpcs_of(ec2: &aws_sdk_ec2::Client, namespace: &str) -> Vec<String> {
     let out = ec2
         .describe_vpcs()
         .filters(
             Filter::builder()
                 .name(format!("tag:{TAG_OWNER}"))
-                .values(format!("{namespace}/{NAME}"))
+                .values(owner(namespace).to_string())
                 .build(),
         )
         .send()

@@ -166,7 +166,9 @@ async fn kubectl_apply_reaches_ready_drift_is_remediated_within_a_resync_and_del
     let owned: Vec<(Kind, String)> = sim
         .resources()
         .into_iter()
-        .filter(|(_, o)| o.tags.get(TAG_OWNER).map(String::as_str) == Some("clinic/clinic-net"))
+        .filter(|(_, o)| {
+            o.tags.get(TAG_OWNER).map(String::as_str) == Some("HipaaNetwork/clinic/clinic-net")
+        })
         .map(|(k, o)| (k, o.id))
         .collect();
     assert_eq!(status.common.resources.len(), 20);
@@ -301,6 +303,7 @@ async fn kubectl_apply_reaches_ready_drift_is_remediated_within_a_resync_and_del
     c.kubectl_ok(&["delete", "hnet", NAME, "-n", NS, "--timeout=60s"])
         .await;
     let owner = Owner {
+        kind: "HipaaNetwork".into(),
         namespace: NS.into(),
         name: NAME.into(),
     };
@@ -594,6 +597,75 @@ async fn a_spec_change_is_applied_at_once_not_at_the_next_resync() {
     );
     let reasons = event_reasons(&c).await;
     assert!(reasons.iter().any(|r| r == "Updated"), "{reasons:?}");
+    op.stop().await;
+    c.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delete_that_cannot_list_what_remains_keeps_the_finalizer_until_it_can() {
+    let (c, sim, op) = ready_example(Duration::from_secs(30)).await;
+    c.kubectl_ok(&[
+        "patch",
+        "hnet",
+        NAME,
+        "-n",
+        NS,
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"deletionPolicy":"Delete"}}"#,
+    ])
+    .await;
+    // The simulated account lists what is tagged with an owner with the Resource Groups
+    // Tagging API; a missing permission for it leaves what remains unknown.
+    sim.deny("GetResources");
+    c.kubectl_ok(&["delete", "hnet", NAME, "-n", NS, "--wait=false"])
+        .await;
+    let ready = eventually(
+        Duration::from_secs(60),
+        "Ready=False DeletionFailed",
+        || async {
+            let net = network(&c).await;
+            let status = net.status?;
+            condition(&status.common.conditions, READY)
+                .filter(|c| c.reason == "DeletionFailed")
+                .cloned()
+        },
+    )
+    .await;
+    assert_eq!(ready.status, "False");
+    assert!(ready.message.contains("AccessDenied"), "{}", ready.message);
+    // It stays that way: several backoff steps later the object and its finalizer remain.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let net = network(&c).await;
+    assert!(
+        net.metadata
+            .finalizers
+            .unwrap_or_default()
+            .contains(&"hipaa.dev/cleanup".to_string()),
+        "the finalizer is kept while what remains is unknown"
+    );
+    let reasons = event_reasons(&c).await;
+    assert!(
+        reasons.iter().any(|r| r == "AwsRequestRefused"),
+        "{reasons:?}"
+    );
+    assert!(
+        !reasons.iter().any(|r| r == "CleanupComplete"),
+        "{reasons:?}"
+    );
+
+    sim.allow("GetResources");
+    eventually(Duration::from_secs(60), "the object is gone", || async {
+        let gone = Api::<HipaaNetwork>::namespaced(c.client(), NS)
+            .get_opt(NAME)
+            .await
+            .unwrap()
+            .is_none();
+        gone.then_some(())
+    })
+    .await;
+    let owner = Owner::new("HipaaNetwork", NS, NAME);
+    assert_eq!(sim.owned(&owner).await.unwrap(), vec![]);
     op.stop().await;
     c.stop().await;
 }

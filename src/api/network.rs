@@ -214,6 +214,9 @@ pub struct HipaaNetworkStatus {
     /// The VPC id, e.g. `vpc-0a1b2c3d4e5f60718`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vpc_id: Option<String>,
+    /// The VPC's IPv4 CIDR block, as AWS reports it (referrers admit traffic from it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vpc_cidr_block: Option<String>,
     /// Public subnet ids, in `spec.availabilityZones` order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub public_subnet_ids: Vec<String>,

@@ -358,6 +358,7 @@ mod tests {
 
     fn owner() -> Owner {
         Owner {
+            kind: "HipaaNetwork".into(),
             namespace: "clinic".into(),
             name: "net".into(),
         }
@@ -578,6 +579,7 @@ mod tests {
     #[test]
     fn long_owner_names_still_give_valid_role_names() {
         let long = Owner {
+            kind: "HipaaNetwork".into(),
             namespace: "n".repeat(60),
             name: "m".repeat(60),
         };
@@ -587,6 +589,7 @@ mod tests {
             name,
             resource_name(
                 &Owner {
+                    kind: "HipaaNetwork".into(),
                     namespace: "n".repeat(60),
                     name: "x".repeat(60)
                 },

@@ -244,16 +244,31 @@ fn render(value: &serde_json::Value) -> String {
     }
 }
 
-/// Who owns a resource: the custom resource it was created for.
+/// Who owns a resource: the custom resource it was created for. Its text form,
+/// `Kind/namespace/name`, is the value of the `hipaa.dev/owner` tag and the seed of the
+/// idempotency tokens, so two custom resources of different kinds that share a namespace
+/// and a name never see each other's resources.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Owner {
+    /// The custom resource's kind, e.g. `HipaaNetwork`.
+    pub kind: String,
     pub namespace: String,
     pub name: String,
 }
 
+impl Owner {
+    pub fn new(kind: &str, namespace: &str, name: &str) -> Self {
+        Owner {
+            kind: kind.to_string(),
+            namespace: namespace.to_string(),
+            name: name.to_string(),
+        }
+    }
+}
+
 impl fmt::Display for Owner {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.namespace, self.name)
+        write!(f, "{}/{}/{}", self.kind, self.namespace, self.name)
     }
 }
 

@@ -1,15 +1,22 @@
-//! The kube-rs controllers: one thin `reconcile` per kind that hands Apply and Cleanup to
+//! The kube-rs controllers: one generic controller run once per custom-resource kind
+//! (each kind a [`Stack`]), a thin `reconcile` that hands Apply and Cleanup to
 //! kube-runtime's finalizer helper, one [`Context`] (client, metrics, event recorder,
 //! providers), one [`Error`] enum whose fixed categories label metrics and events.
 //!
 //! Triggers: a change of the spec (generation), the `hipaa.dev/paused` annotation, the
 //! finalizers or the deletion timestamp reconciles at once; status writes (the operator's
-//! own) do not, so a pass never triggers another pass. Every reconcile ends with a requeue
-//! (see [`error_policy`] and `network::apply`), which bounds drift detection by the
-//! resync interval.
+//! own) do not, so a pass never triggers another pass. A referenced object becoming Ready
+//! or changing its outputs reconciles its referrers at once, and a referrer's removal its
+//! target (see [`references`]). Every reconcile ends with a requeue (see [`error_policy`]
+//! and `reconcile::apply`), which bounds drift detection by the resync interval.
 
+mod events;
 pub mod leader;
-pub mod network;
+mod network;
+mod pass_metrics;
+mod reconcile;
+pub mod references;
+pub mod stack;
 pub mod status;
 
 use std::collections::{BTreeMap, HashMap};
@@ -18,17 +25,21 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
+use futures::future::{BoxFuture, FutureExt};
 use kube::api::Api;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::runtime::{WatchStreamExt, reflector, watcher};
 use kube::{Resource, ResourceExt};
+use tokio::sync::mpsc;
 
 use crate::api::HipaaNetwork;
 use crate::cloud::any::AnyCloud;
 use crate::cloud::{CloudError, Provider};
 use crate::telemetry::{Health, Metrics, Readiness};
+pub use stack::Stack;
+use stack::object_key;
 
 /// The finalizer every hipaa.dev object carries until its AWS resources are gone.
 pub const FINALIZER: &str = "hipaa.dev/cleanup";
@@ -109,10 +120,13 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     pub recorder: Recorder,
     pub clouds: Regions,
-    /// Consecutive failed passes per object (`namespace/name`), for the backoff.
+    /// Consecutive failed passes per object (`Kind/namespace/name`), for the backoff.
     failures: Mutex<HashMap<String, u32>>,
-    /// AWS resources per object, summed into `hipaa_operator_managed_resources`.
+    /// AWS resources per object (`Kind/namespace/name`), summed per kind into
+    /// `hipaa_operator_managed_resources`.
     managed: Mutex<HashMap<String, i64>>,
+    /// Which kinds reference which, registered by the [`Runner`] before controllers start.
+    edges: Mutex<Vec<references::Edge>>,
 }
 
 impl Context {
@@ -138,7 +152,19 @@ impl Context {
             clouds,
             failures: Mutex::new(HashMap::new()),
             managed: Mutex::new(HashMap::new()),
+            edges: Mutex::new(Vec::new()),
         }
+    }
+
+    /// The registered edges of kinds that reference `kind`.
+    pub fn edges_to(&self, kind: &str) -> Vec<references::Edge> {
+        self.edges
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter(|e| e.target.kind == kind)
+            .cloned()
+            .collect()
     }
 
     /// Brings `hipaa_operator_aws_api_calls_total` up to date with the providers' counts.
@@ -162,14 +188,20 @@ impl Context {
             .remove(key);
     }
 
-    /// Records how many AWS resources `key` manages (`None`: the object is gone).
+    /// Records how many AWS resources the object `key` (`Kind/namespace/name`, of
+    /// `kind`) manages (`None`: the object is gone), and exports the kind's total.
     fn set_managed(&self, kind: &str, key: &str, count: Option<i64>) {
         let mut managed = self.managed.lock().unwrap_or_else(|p| p.into_inner());
         match count {
             Some(n) => managed.insert(key.to_string(), n),
             None => managed.remove(key),
         };
-        let total: i64 = managed.values().sum();
+        let prefix = format!("{kind}/");
+        let total: i64 = managed
+            .iter()
+            .filter(|(k, _)| k.starts_with(&prefix))
+            .map(|(_, n)| n)
+            .sum();
         self.metrics
             .managed_resources
             .with_label_values(&[kind])
@@ -214,6 +246,9 @@ pub enum Error {
     /// Deletion waits while the object is paused.
     #[error("deletion paused by the hipaa.dev/paused annotation")]
     PausedDeletion,
+    /// Deletion waits while other objects reference this one.
+    #[error("deletion waits for {0} object(s) that reference this one")]
+    DependentsExist(usize),
 }
 
 impl Error {
@@ -236,6 +271,7 @@ impl Error {
             },
             Error::CleanupPending(_) => "cleanup_pending",
             Error::PausedDeletion => "paused",
+            Error::DependentsExist(_) => "dependents_exist",
         }
     }
 
@@ -252,15 +288,6 @@ impl Error {
     }
 }
 
-/// `namespace/name`.
-fn key_of<K: Resource>(object: &K) -> String {
-    format!(
-        "{}/{}",
-        object.meta().namespace.as_deref().unwrap_or_default(),
-        object.meta().name.as_deref().unwrap_or_default()
-    )
-}
-
 /// Whether the object carries `hipaa.dev/paused: "true"`.
 pub fn is_paused<K: Resource>(object: &K) -> bool {
     object
@@ -273,27 +300,30 @@ pub fn is_paused<K: Resource>(object: &K) -> bool {
 
 /// What makes a watch event worth a reconcile: the spec (generation), the paused
 /// annotation, the finalizers and deletion. Status and other metadata changes are not.
-fn trigger_hash(net: &HipaaNetwork) -> Option<u64> {
+fn trigger_hash<K: Resource>(object: &K) -> Option<u64> {
+    let meta = object.meta();
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    net.metadata.generation.hash(&mut hasher);
-    is_paused(net).hash(&mut hasher);
-    net.metadata.finalizers.hash(&mut hasher);
-    net.metadata.deletion_timestamp.is_some().hash(&mut hasher);
+    meta.generation.hash(&mut hasher);
+    is_paused(object).hash(&mut hasher);
+    meta.finalizers.hash(&mut hasher);
+    meta.deletion_timestamp.is_some().hash(&mut hasher);
     Some(hasher.finish())
 }
 
-async fn reconcile_network(net: Arc<HipaaNetwork>, ctx: Arc<Context>) -> Result<Action, Error> {
+/// The one reconcile of every kind: hands Apply and Cleanup to the finalizer helper,
+/// times the pass and counts its result.
+async fn reconcile<K: Stack>(object: Arc<K>, ctx: Arc<Context>) -> Result<Action, Error> {
     let timer = ctx
         .metrics
         .reconcile_duration
-        .with_label_values(&["HipaaNetwork"])
+        .with_label_values(&[K::KIND])
         .start_timer();
-    let namespace = net.namespace().unwrap_or_default();
-    let api: Api<HipaaNetwork> = Api::namespaced(ctx.client.clone(), &namespace);
-    let result = finalizer(&api, FINALIZER, net, |event| async {
+    let namespace = object.namespace().unwrap_or_default();
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), &namespace);
+    let result = finalizer(&api, FINALIZER, object, |event| async {
         match event {
-            Finalizer::Apply(net) => network::apply(net, &ctx).await,
-            Finalizer::Cleanup(net) => network::cleanup(net, &ctx).await,
+            Finalizer::Apply(object) => reconcile::apply(object, &ctx).await,
+            Finalizer::Cleanup(object) => reconcile::cleanup(object, &ctx).await,
         }
     })
     .await
@@ -306,37 +336,115 @@ async fn reconcile_network(net: Arc<HipaaNetwork>, ctx: Arc<Context>) -> Result<
     };
     ctx.metrics
         .reconcile_total
-        .with_label_values(&["HipaaNetwork", label])
+        .with_label_values(&[K::KIND, label])
         .inc();
     result
 }
 
 /// The requeue after a failed reconcile.
-fn error_policy(net: Arc<HipaaNetwork>, error: &Error, ctx: Arc<Context>) -> Action {
+fn error_policy<K: Stack>(object: Arc<K>, error: &Error, ctx: Arc<Context>) -> Action {
     match error.inner() {
         // Deleting: AWS deletes asynchronously (NAT gateways, instances); look again soon.
         Error::CleanupPending(_) => Action::requeue(ctx.settings.pending_requeue),
         // Paused deletion: removing the annotation triggers a reconcile at once.
         Error::PausedDeletion => Action::requeue(ctx.settings.resync),
+        // Referrers hold the deletion: the removal of the last one triggers a reconcile
+        // at once (a watch on the referring kinds); this is only the periodic look.
+        Error::DependentsExist(_) => Action::requeue(ctx.settings.resync),
         // Everything else backs off exponentially to the cap: a persistent AccessDenied
         // costs one attempt per step, never a retry storm.
         other => {
-            let failures = ctx.failed(&key_of(net.as_ref()));
+            let key = object_key(object.as_ref());
+            let failures = ctx.failed(&key);
             let delay = ctx.backoff(failures);
-            tracing::warn!(object = %key_of(net.as_ref()), category = other.category(), error = %other, failures, delay_ms = delay.as_millis() as u64, "reconcile failed");
+            tracing::warn!(object = %key, category = other.category(), error = %other, failures, delay_ms = delay.as_millis() as u64, "reconcile failed");
             Action::requeue(delay)
         }
     }
 }
 
-/// Runs the HipaaNetwork controller until `shutdown` resolves. Marks `health` ready once
-/// the watch cache has its first full list.
+/// A shutdown signal every controller can wait on.
+type Shutdown = futures::future::Shared<futures::future::BoxFuture<'static, ()>>;
+
+/// A controller of one kind, not yet started.
+type Start =
+    Box<dyn FnOnce(Arc<Context>, Shutdown, mpsc::Sender<()>) -> BoxFuture<'static, ()> + Send>;
+
+/// The controllers one operator runs, one per kind, sharing one [`Context`]. Every
+/// kind's reference edge is registered before any controller starts, so a referenced
+/// kind's controller knows every kind that may hold its deletion.
+pub struct Runner {
+    ctx: Arc<Context>,
+    controllers: Vec<Start>,
+}
+
+impl Runner {
+    /// The controllers of the kinds the operator reconciles.
+    pub fn new(ctx: Arc<Context>) -> Self {
+        Runner {
+            ctx,
+            controllers: Vec::new(),
+        }
+        .with::<HipaaNetwork>()
+    }
+
+    /// Adds the controller of kind `K` (and its reference edge).
+    pub fn with<K: Stack>(mut self) -> Self {
+        if let Some(edge) = references::Edge::of::<K>() {
+            self.ctx
+                .edges
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(edge);
+        }
+        self.controllers.push(Box::new(|ctx, shutdown, ready| {
+            run_kind::<K>(ctx, shutdown, ready).boxed()
+        }));
+        self
+    }
+
+    /// Runs every controller until `shutdown` resolves. Marks `health` ready once every
+    /// kind's watch cache has its first full list.
+    pub async fn run(
+        self,
+        health: Health,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) {
+        let shutdown: Shutdown = shutdown.boxed().shared();
+        let kinds = self.controllers.len();
+        let (ready_tx, mut ready_rx) = mpsc::channel(kinds.max(1));
+        let running: Vec<_> = self
+            .controllers
+            .into_iter()
+            .map(|start| start(self.ctx.clone(), shutdown.clone(), ready_tx.clone()))
+            .collect();
+        drop(ready_tx);
+        let ready = tokio::spawn(async move {
+            for _ in 0..kinds {
+                if ready_rx.recv().await.is_none() {
+                    return;
+                }
+            }
+            health.set(Readiness::Ready);
+        });
+        futures::future::join_all(running).await;
+        ready.abort();
+    }
+}
+
+/// Runs the controllers of every kind (see [`Runner::new`]) until `shutdown` resolves.
 pub async fn run(
     ctx: Arc<Context>,
     health: Health,
-    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) {
-    let api: Api<HipaaNetwork> = match &ctx.settings.namespace {
+    Runner::new(ctx).run(health, shutdown).await;
+}
+
+/// The controller of kind `K`: its own watch (filtered by [`trigger_hash`]), the watch of
+/// its reference's kind, and the watches of the kinds that reference it.
+async fn run_kind<K: Stack>(ctx: Arc<Context>, shutdown: Shutdown, ready: mpsc::Sender<()>) {
+    let api: Api<K> = match &ctx.settings.namespace {
         Some(ns) => Api::namespaced(ctx.client.clone(), ns),
         None => Api::all(ctx.client.clone()),
     };
@@ -347,30 +455,42 @@ pub async fn run(
         .applied_objects()
         .predicate_filter(trigger_hash, Default::default());
     let ready_reader = reader.clone();
-    let ready = tokio::spawn(async move {
+    let ready_task = tokio::spawn(async move {
         // The store's readiness future wakes only its latest waiter (the controller's
         // runner also waits on it), so poll it again until it resolves.
         loop {
             let wait = ready_reader.wait_until_ready();
             match tokio::time::timeout(Duration::from_millis(200), wait).await {
-                Ok(Ok(())) => break health.set(Readiness::Ready),
+                Ok(Ok(())) => {
+                    let _ = ready.send(()).await;
+                    break;
+                }
                 Ok(Err(_)) => break,
                 Err(_) => continue,
             }
         }
     });
     let config = kube::runtime::controller::Config::default().concurrency(ctx.settings.concurrency);
-    Controller::for_stream(stream, reader)
-        .with_config(config)
+    let mut controller = Controller::for_stream(stream, reader.clone()).with_config(config);
+    if let Some(target) = K::TARGET {
+        let (trigger, mapper) = references::target_trigger::<K>(&ctx, target, reader);
+        controller = controller.watches_stream_with(trigger, mapper, (target.resource)());
+    }
+    for edge in ctx.edges_to(K::KIND) {
+        let resource = edge.referrer.clone();
+        let (trigger, mapper) = references::referrer_removed_trigger::<K>(&ctx, edge);
+        controller = controller.watches_stream_with(trigger, mapper, resource);
+    }
+    controller
         .graceful_shutdown_on(shutdown)
-        .run(reconcile_network, error_policy, ctx)
+        .run(reconcile::<K>, error_policy::<K>, ctx)
         .for_each(|result| async move {
             if let Err(error) = result {
                 tracing::debug!(%error, "reconcile");
             }
         })
         .await;
-    ready.abort();
+    ready_task.abort();
 }
 
 #[cfg(test)]
@@ -399,6 +519,52 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// A context whose client points nowhere (nothing here calls the API server).
+    fn offline_context() -> Context {
+        // Both rustls providers are in the build: name the process-wide one, as main does.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let config = kube::Config::new("http://127.0.0.1:9".parse().unwrap());
+        let client = kube::Client::try_from(config).expect("a client builds offline");
+        let sim = crate::cloud::sim::SimCloud::new(crate::cloud::sim::SimConfig::fast());
+        Context::new(
+            client,
+            Settings::default(),
+            Arc::new(Metrics::new()),
+            Regions::new(move |_| AnyCloud::Sim(sim.clone())),
+            None,
+        )
+    }
+
+    #[tokio::test]
+    async fn managed_counts_and_backoff_are_kept_per_kind_not_per_name() {
+        let ctx = offline_context();
+        let gauge = |kind: &str| {
+            ctx.metrics
+                .managed_resources
+                .with_label_values(&[kind])
+                .get()
+        };
+        // Two kinds share a namespace and a name: each kind's gauge counts its own.
+        ctx.set_managed("HipaaNetwork", "HipaaNetwork/clinic/prod", Some(20));
+        ctx.set_managed("PaymentPipeline", "PaymentPipeline/clinic/prod", Some(9));
+        ctx.set_managed("HipaaNetwork", "HipaaNetwork/clinic/other", Some(3));
+        assert_eq!(gauge("HipaaNetwork"), 23);
+        assert_eq!(gauge("PaymentPipeline"), 9);
+        ctx.set_managed("PaymentPipeline", "PaymentPipeline/clinic/prod", None);
+        assert_eq!(gauge("PaymentPipeline"), 0);
+        assert_eq!(
+            gauge("HipaaNetwork"),
+            23,
+            "the other kind's count is untouched"
+        );
+        // Failures of one kind's object do not lengthen the other's backoff.
+        assert_eq!(ctx.failed("HipaaNetwork/clinic/prod"), 1);
+        assert_eq!(ctx.failed("HipaaNetwork/clinic/prod"), 2);
+        assert_eq!(ctx.failed("PaymentPipeline/clinic/prod"), 1);
+        ctx.succeeded("HipaaNetwork/clinic/prod");
+        assert_eq!(ctx.failed("HipaaNetwork/clinic/prod"), 1);
     }
 
     #[test]

@@ -82,185 +82,18 @@ pub fn report(pass: Pass<'_>) -> Report {
     let drifted_resources = drifted.len();
 
     let mut conditions = Vec::new();
-    let set = |conditions: &mut Vec<Condition>,
-               type_: &str,
-               status: bool,
-               reason: &str,
-               message: String| {
-        set_condition(
-            conditions,
-            &pass.previous.conditions,
-            Cond {
-                type_,
-                status: if status { "True" } else { "False" },
-                reason,
-                message,
-            },
-            pass.generation,
-            pass.now,
-        );
-    };
-
-    let errors: Vec<_> = pass.outcome.errors().collect();
-    let (ready, reason, message) = if pass.outcome.ready {
-        (
-            true,
-            "Available",
-            "every AWS resource exists, is available and matches the spec".to_string(),
-        )
-    } else if let Some(first) = errors.first() {
-        (
-            false,
-            "ReconcileError",
-            format!("{} failed; see the Synced condition", first.node),
-        )
-    } else if pass.gate == Gate::Paused || pass.mode == Mode::Report {
-        let pending = pass.outcome.changes().count();
-        (
-            false,
-            if pass.gate == Gate::Paused {
-                "ReconcilePaused"
-            } else {
-                "ChangesWithheld"
-            },
-            format!("{pending} change(s) to AWS withheld (no changes are made in this mode)"),
-        )
-    } else {
-        let waiting: Vec<&str> = pass
-            .outcome
-            .actions
-            .iter()
-            .filter(|a| a.action != ActionKind::NoOp)
-            .map(|a| a.node.as_str())
-            .collect();
-        (
-            false,
-            "Creating",
-            format!("in progress: {}", summarize(&waiting)),
-        )
-    };
-    set(&mut conditions, READY, ready, reason, message);
-
-    match (pass.gate, errors.first()) {
-        (_, Some(first)) => {
-            let error = first
-                .error
-                .as_ref()
-                .map(ToString::to_string)
-                .unwrap_or_default();
-            let more = if errors.len() > 1 {
-                format!(" (and {} more failed)", errors.len() - 1)
-            } else {
-                String::new()
-            };
-            set(
-                &mut conditions,
-                SYNCED,
-                false,
-                "ReconcileError",
-                format!("{} {}: {error}{more}", first.kind.type_name(), first.node),
-            );
-        }
-        (Gate::Paused, None) => set(
-            &mut conditions,
-            SYNCED,
-            false,
-            "ReconcilePaused",
-            "annotation hipaa.dev/paused is \"true\": AWS is observed, nothing is changed".into(),
-        ),
-        (Gate::Active, None) => set(
-            &mut conditions,
-            SYNCED,
-            true,
-            "ReconcileSuccess",
-            "the last reconcile reached AWS without error".into(),
-        ),
-    }
-
-    if drifted_resources > 0 {
-        let failed = drift
-            .iter()
-            .any(|e| e.action == DriftAction::RemediationFailed);
-        let fields: Vec<String> = drift
-            .iter()
-            .filter(|e| e.action != DriftAction::Remediated)
-            .map(|e| format!("{} {}", e.resource, e.field))
-            .collect();
-        set(
-            &mut conditions,
-            DRIFTED,
-            true,
-            if failed {
-                "RemediationFailed"
-            } else {
-                "DriftReported"
-            },
-            format!(
-                "AWS differs from the spec: {}",
-                summarize(&fields.iter().map(String::as_str).collect::<Vec<_>>())
-            ),
-        );
-    } else if !remediated.is_empty() {
-        set(
-            &mut conditions,
-            DRIFTED,
-            false,
-            "Remediated",
-            format!(
-                "{} drifted field(s) changed back to the spec",
-                remediated.len()
-            ),
-        );
-    } else {
-        set(
-            &mut conditions,
-            DRIFTED,
-            false,
-            "NoDrift",
-            "AWS matches the spec".into(),
-        );
-    }
-
-    let failed: Vec<&str> = pass
-        .compliance
-        .iter()
-        .filter(|c| c.result == ControlResult::Failed)
-        .map(|c| c.id.as_str())
-        .collect();
-    let unknown: Vec<&str> = pass
-        .compliance
-        .iter()
-        .filter(|c| c.result == ControlResult::Unknown)
-        .map(|c| c.id.as_str())
-        .collect();
-    if !failed.is_empty() {
-        set(
-            &mut conditions,
-            COMPLIANT,
-            false,
-            "ControlsFailed",
-            format!("failed: {}", failed.join(", ")),
-        );
-    } else if !unknown.is_empty() {
+    for cond in [
+        ready_condition(&pass),
+        synced_condition(&pass),
+        drifted_condition(&drift, &remediated, drifted_resources),
+        compliant_condition(&pass.compliance),
+    ] {
         set_condition(
             &mut conditions,
             &pass.previous.conditions,
-            Cond {
-                type_: COMPLIANT,
-                status: "Unknown",
-                reason: "NotObservable",
-                message: format!("could not be evaluated: {}", unknown.join(", ")),
-            },
+            cond,
             pass.generation,
             pass.now,
-        );
-    } else {
-        set(
-            &mut conditions,
-            COMPLIANT,
-            true,
-            "AllControlsPassed",
-            format!("{} HIPAA controls passed", pass.compliance.len()),
         );
     }
 
@@ -275,6 +108,155 @@ pub fn report(pass: Pass<'_>) -> Report {
         new_drift,
         remediated,
         drifted_resources,
+    }
+}
+
+/// `Ready`: everything available and matching; else why not (an error, a withheld
+/// change, or what is still in progress).
+fn ready_condition(pass: &Pass<'_>) -> Cond<'static> {
+    let outcome = pass.outcome;
+    if outcome.ready {
+        return cond(
+            READY,
+            true,
+            "Available",
+            "every AWS resource exists, is available and matches the spec".into(),
+        );
+    }
+    if let Some(first) = outcome.errors().next() {
+        let message = format!("{} failed; see the Synced condition", first.node);
+        return cond(READY, false, "ReconcileError", message);
+    }
+    if outcome.sweep_error.is_some() {
+        let message =
+            "listing what is tagged with this object failed; see the Synced condition".into();
+        return cond(READY, false, "ReconcileError", message);
+    }
+    if pass.gate == Gate::Paused || pass.mode == Mode::Report {
+        let pending = outcome.changes().count();
+        let reason = if pass.gate == Gate::Paused {
+            "ReconcilePaused"
+        } else {
+            "ChangesWithheld"
+        };
+        let message =
+            format!("{pending} change(s) to AWS withheld (no changes are made in this mode)");
+        return cond(READY, false, reason, message);
+    }
+    let waiting: Vec<&str> = outcome
+        .actions
+        .iter()
+        .filter(|a| a.action != ActionKind::NoOp)
+        .map(|a| a.node.as_str())
+        .collect();
+    let message = format!("in progress: {}", summarize(&waiting));
+    cond(READY, false, "Creating", message)
+}
+
+/// `Synced`: whether the pass reached AWS without error (or is paused).
+fn synced_condition(pass: &Pass<'_>) -> Cond<'static> {
+    let errors: Vec<_> = pass.outcome.errors().collect();
+    if let Some(first) = errors.first() {
+        let error = first
+            .error
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        let more = if errors.len() > 1 {
+            format!(" (and {} more failed)", errors.len() - 1)
+        } else {
+            String::new()
+        };
+        let message = format!("{} {}: {error}{more}", first.kind.type_name(), first.node);
+        return cond(SYNCED, false, "ReconcileError", message);
+    }
+    if let Some(error) = &pass.outcome.sweep_error {
+        let message = format!("listing the AWS resources tagged with this object: {error}");
+        return cond(SYNCED, false, "ReconcileError", message);
+    }
+    match pass.gate {
+        Gate::Paused => cond(
+            SYNCED,
+            false,
+            "ReconcilePaused",
+            "annotation hipaa.dev/paused is \"true\": AWS is observed, nothing is changed".into(),
+        ),
+        Gate::Active => cond(
+            SYNCED,
+            true,
+            "ReconcileSuccess",
+            "the last reconcile reached AWS without error".into(),
+        ),
+    }
+}
+
+/// `Drifted`: what still differs from the spec, or that drift was put back.
+fn drifted_condition(
+    drift: &[DriftEntry],
+    remediated: &[DriftEntry],
+    drifted_resources: usize,
+) -> Cond<'static> {
+    if drifted_resources > 0 {
+        let failed = drift
+            .iter()
+            .any(|e| e.action == DriftAction::RemediationFailed);
+        let fields: Vec<String> = drift
+            .iter()
+            .filter(|e| e.action != DriftAction::Remediated)
+            .map(|e| format!("{} {}", e.resource, e.field))
+            .collect();
+        let reason = if failed {
+            "RemediationFailed"
+        } else {
+            "DriftReported"
+        };
+        let listed: Vec<&str> = fields.iter().map(String::as_str).collect();
+        let message = format!("AWS differs from the spec: {}", summarize(&listed));
+        return cond(DRIFTED, true, reason, message);
+    }
+    if !remediated.is_empty() {
+        let message = format!(
+            "{} drifted field(s) changed back to the spec",
+            remediated.len()
+        );
+        return cond(DRIFTED, false, "Remediated", message);
+    }
+    cond(DRIFTED, false, "NoDrift", "AWS matches the spec".into())
+}
+
+/// `Compliant`: False when a control failed, Unknown when one could not be evaluated.
+fn compliant_condition(compliance: &[ComplianceEntry]) -> Cond<'static> {
+    let with = |result: ControlResult| -> Vec<&str> {
+        compliance
+            .iter()
+            .filter(|c| c.result == result)
+            .map(|c| c.id.as_str())
+            .collect()
+    };
+    let failed = with(ControlResult::Failed);
+    if !failed.is_empty() {
+        let message = format!("failed: {}", failed.join(", "));
+        return cond(COMPLIANT, false, "ControlsFailed", message);
+    }
+    let unknown = with(ControlResult::Unknown);
+    if !unknown.is_empty() {
+        return Cond {
+            type_: COMPLIANT,
+            status: "Unknown",
+            reason: "NotObservable",
+            message: format!("could not be evaluated: {}", unknown.join(", ")),
+        };
+    }
+    let message = format!("{} HIPAA controls passed", compliance.len());
+    cond(COMPLIANT, true, "AllControlsPassed", message)
+}
+
+fn cond(type_: &'static str, status: bool, reason: &'static str, message: String) -> Cond<'static> {
+    Cond {
+        type_,
+        status: if status { "True" } else { "False" },
+        reason,
+        message,
     }
 }
 

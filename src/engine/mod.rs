@@ -128,6 +128,9 @@ pub struct Outcome {
     /// This pass searched for resources of nodes the spec no longer has and found none
     /// left (until then the records of dropped nodes are kept, so the search repeats).
     pub swept: bool,
+    /// The search for resources the spec no longer has failed (the pass is then not
+    /// ready, and the search repeats).
+    pub sweep_error: Option<CloudError>,
 }
 
 impl Outcome {
@@ -153,6 +156,13 @@ impl Outcome {
         self.actions.iter().filter(|a| a.error.is_some())
     }
 
+    /// The first error of the pass: a failed action's, else the sweep's.
+    pub fn first_error(&self) -> Option<&CloudError> {
+        self.errors()
+            .find_map(|a| a.error.as_ref())
+            .or(self.sweep_error.as_ref())
+    }
+
     /// Mutating actions performed (or, in Report mode, withheld).
     pub fn changes(&self) -> impl Iterator<Item = &Action> {
         self.actions.iter().filter(|a| {
@@ -167,11 +177,14 @@ impl Outcome {
 /// The result of one delete pass.
 #[derive(Clone, Debug, Default)]
 pub struct Deletion {
-    /// Every resource tagged with the owner is gone.
+    /// Every resource tagged with the owner is gone (with `Retain`: the finalizer may go).
+    /// Never true when listing what remains failed under `Delete`.
     pub done: bool,
     pub actions: Vec<Action>,
-    /// Resources still tagged with the owner.
+    /// Resources still tagged with the owner, as far as the listing got.
     pub remaining: Vec<Owned>,
+    /// Listing what is still tagged with the owner failed: what remains is unknown.
+    pub unlisted: Option<CloudError>,
 }
 
 pub struct Engine<P> {
@@ -431,149 +444,57 @@ impl<P: Provider> Engine<P> {
         outputs.retain(|_, o| o.state != State::Deleting);
         // Creation times matter only until AWS first lists the resource: after that, its
         // absence means it was deleted, not that AWS is slow to show it.
-        let mut created_at: BTreeMap<String, jiff::Timestamp> = records
+        let created_at: BTreeMap<String, jiff::Timestamp> = records
             .iter()
             .filter(|(k, _)| !outputs.contains_key(*k))
             .filter_map(|(k, r)| r.created_at.map(|t| (k.clone(), t)))
             .collect();
+        let mut state = PassState {
+            outputs,
+            failures,
+            created_at,
+            ..PassState::default()
+        };
         let now = jiff::Timestamp::now();
-        let mut actions: Vec<Action> = Vec::new();
-        let mut drift: Vec<FieldDrift> = Vec::new();
-        // Nodes done for this pass (acted on or decided); `blocked` ones hold dependents.
-        let mut settled: BTreeSet<String> = BTreeSet::new();
-        let mut blocked: BTreeSet<String> = BTreeSet::new();
-        // Report mode: nodes that would be created.
-        let mut planned: BTreeSet<String> = BTreeSet::new();
         let mut in_flight = FuturesUnordered::new();
-
         loop {
-            // Start every node whose dependencies are settled and available.
+            // Start every node whose dependencies are settled.
             for key in &order {
-                if settled.contains(key) || in_flight_contains(&actions, key) {
+                if state.settled.contains(key) || in_flight_contains(&state.actions, key) {
                     continue;
                 }
                 let node = graph.node(key).expect("ordered keys are nodes");
-                let deps = node.dependencies();
-                if deps.iter().any(|d| !settled.contains(d)) {
+                if node
+                    .dependencies()
+                    .iter()
+                    .any(|d| !state.settled.contains(d))
+                {
                     continue;
                 }
-                if let Some(d) = deps.iter().find(|d| blocked.contains(*d)) {
-                    actions.push(wait(node, format!("waiting for {d}")));
-                    settled.insert(key.clone());
-                    blocked.insert(key.clone());
-                    continue;
-                }
-                // Report mode (and plans): a dependency that would be created first means
-                // this node would be created after it, unless it already exists.
-                if let Some(d) = deps.iter().find(|d| planned.contains(*d)) {
-                    let (action, reason) = if outputs.contains_key(key) {
-                        (
-                            ActionKind::NoOp,
-                            format!("exists; compared once {d} exists"),
-                        )
-                    } else {
-                        (ActionKind::Create, format!("does not exist (after {d})"))
-                    };
-                    if action == ActionKind::Create {
-                        planned.insert(key.clone());
-                    }
-                    actions.push(Action {
-                        node: key.clone(),
-                        kind: node.kind(),
+                let (step, found) = self.step(&state, graph, node, owner, records, mode, now);
+                match step {
+                    Step::Settle {
                         action,
-                        reason,
-                        error: None,
-                    });
-                    settled.insert(key.clone());
-                    continue;
-                }
-                if let Some(error) = failures.get(key) {
-                    actions.push(Action {
-                        node: key.clone(),
-                        kind: node.kind(),
-                        action: ActionKind::Wait,
-                        reason: "could not be observed".into(),
-                        error: Some(error.clone()),
-                    });
-                    settled.insert(key.clone());
-                    blocked.insert(key.clone());
-                    continue;
-                }
-                let desired_spec = match resolve(&node.spec, &outputs) {
-                    Ok(spec) => spec,
-                    Err(missing) => {
-                        actions.push(wait(node, format!("waiting for {missing}")));
-                        settled.insert(key.clone());
-                        blocked.insert(key.clone());
-                        continue;
+                        block,
+                        planned,
+                    } => {
+                        state.drift.extend(found);
+                        state.actions.push(action);
+                        state.settled.insert(key.clone());
+                        if block {
+                            state.blocked.insert(key.clone());
+                        }
+                        if planned {
+                            state.planned.insert(key.clone());
+                        }
                     }
-                };
-                let desired = Desired {
-                    node: key.clone(),
-                    spec: desired_spec,
-                    tags: ownership_tags(owner, key, &graph.tags),
-                    client_token: client_token(owner, key),
-                };
-                match outputs.get(key) {
-                    None => {
-                        let recent = created_at.get(key).is_some_and(|t| {
-                            now.duration_since(*t).unsigned_abs() < self.config.visibility_grace
-                        });
-                        if recent {
-                            // Created moments ago; AWS lists it soon. Creating it again
-                            // would make a duplicate.
-                            actions
-                                .push(wait(node, "created recently, not yet listed by AWS".into()));
-                            settled.insert(key.clone());
-                            blocked.insert(key.clone());
-                            continue;
-                        }
-                        if records.contains_key(key) {
-                            drift.push(FieldDrift {
-                                node: key.clone(),
-                                field: "existence".into(),
-                                desired: "present".into(),
-                                actual: "<absent>".into(),
-                            });
-                        }
-                        if mode == Mode::Report {
-                            actions.push(act(node, ActionKind::Create, "does not exist"));
-                            settled.insert(key.clone());
-                            planned.insert(key.clone());
-                            continue;
-                        }
-                        if in_flight.len() >= self.config.parallelism {
-                            continue;
-                        }
-                        actions.push(act(node, ActionKind::Create, "does not exist"));
-                        in_flight.push(self.mutate(owner, desired, None));
-                    }
-                    Some(observed) => {
-                        let found = diff::diff(key, &desired.spec, &desired.tags, observed);
-                        if found.is_empty() {
-                            actions.push(act(node, ActionKind::NoOp, "matches the spec"));
-                            settled.insert(key.clone());
-                            if observed.state != State::Available {
-                                blocked.insert(key.clone());
-                            }
-                            continue;
-                        }
-                        let fields: Vec<&str> = found.iter().map(|d| d.field.as_str()).collect();
-                        let reason = format!("drifted: {}", fields.join(", "));
-                        drift.extend(found);
-                        if mode == Mode::Report {
-                            actions.push(act(node, ActionKind::Update, reason));
-                            settled.insert(key.clone());
-                            if observed.state != State::Available {
-                                blocked.insert(key.clone());
-                            }
-                            continue;
-                        }
-                        if in_flight.len() >= self.config.parallelism {
-                            continue;
-                        }
-                        actions.push(act(node, ActionKind::Update, reason));
-                        in_flight.push(self.mutate(owner, desired, Some(observed.clone())));
+                    // Bounded parallelism: the node starts once a call finishes.
+                    Step::Call { .. } if in_flight.len() >= self.config.parallelism => {}
+                    Step::Call { action, call } => {
+                        let (desired, observed) = *call;
+                        state.drift.extend(found);
+                        state.actions.push(action);
+                        in_flight.push(self.mutate(owner, desired, observed));
                     }
                 }
             }
@@ -581,102 +502,209 @@ impl<P: Provider> Engine<P> {
             let Some((key, result)) = in_flight.next().await else {
                 break;
             };
-            let action = actions
-                .iter_mut()
-                .rev()
-                .find(|a| a.node == key)
-                .expect("an action was recorded for the call");
-            match result {
-                Ok(observed) => {
-                    if action.action == ActionKind::Create {
-                        created_at.insert(key.clone(), jiff::Timestamp::now());
-                    }
-                    if observed.state != State::Available {
-                        blocked.insert(key.clone());
-                    }
-                    outputs.insert(key.clone(), observed);
-                }
-                Err(error) => {
-                    action.error = Some(error);
-                    blocked.insert(key.clone());
-                }
-            }
-            settled.insert(key);
+            state.finish_call(key, result);
         }
 
-        let nodes: Vec<(String, NodeState)> = order
-            .iter()
-            .map(|key| {
-                let node = graph.node(key).expect("ordered keys are nodes");
-                (
-                    key.clone(),
-                    NodeState {
-                        kind: node.kind(),
-                        observed: outputs.get(key).cloned(),
-                        created_at: created_at.get(key).copied(),
-                        unobservable: failures.get(key).cloned(),
-                    },
-                )
-            })
-            .collect();
+        let nodes = state.node_states(graph, &order);
         let remediated = mode == Mode::Remediate;
-        let converged = blocked.is_empty()
-            && planned.is_empty()
-            && actions.iter().all(|a| a.error.is_none())
+        let converged = state.blocked.is_empty()
+            && state.planned.is_empty()
+            && state.actions.iter().all(|a| a.error.is_none())
             && nodes.iter().all(|(_, s)| {
                 s.observed
                     .as_ref()
                     .is_some_and(|o| o.state == State::Available)
             });
-        // Once the graph itself is in place: resources tagged with the owner for nodes the
-        // spec no longer has (a zone removed, one NAT instead of one per zone) are
-        // removed, after whatever used them was changed to the new spec.
-        let mut orphans = Vec::new();
+        let PassState {
+            mut drift,
+            mut actions,
+            ..
+        } = state;
         // The sweep is a tag search over every kind: it runs only when something may be
         // left over — the records name nodes the graph no longer has (the spec changed),
         // or lack some of its nodes (first converge, or records lost in a crash) — so a
-        // steady pass stays one read per kind.
-        let sweep = records.keys().any(|k| graph.node(k).is_none())
+        // steady pass stays one read per kind. It runs once the graph itself is in place,
+        // i.e. after whatever used a left-over resource was changed to the new spec.
+        let may_be_left_over = records.keys().any(|k| graph.node(k).is_none())
             || graph.nodes.iter().any(|n| !records.contains_key(&n.key));
-        let swept = converged && sweep;
-        if swept {
-            let keys: BTreeSet<&str> = graph.nodes.iter().map(|n| n.key.as_str()).collect();
-            let owned = self
-                .retrying(|| self.provider.owned(owner))
-                .await
-                .unwrap_or_default();
-            orphans = owned
-                .into_iter()
-                .filter(|o| !keys.contains(o.node.as_str()))
-                .collect::<Vec<Owned>>();
-            for orphan in &orphans {
-                drift.push(FieldDrift {
-                    node: orphan.node.clone(),
-                    field: "existence".into(),
-                    desired: "<absent>".into(),
-                    actual: orphan.id.clone(),
-                });
-            }
-            if remediated {
-                actions.extend(self.delete_owned(&orphans, "no longer in the spec").await);
-            } else {
-                actions.extend(orphans.iter().map(|o| Action {
-                    node: o.node.clone(),
-                    kind: o.kind,
-                    action: ActionKind::Delete,
-                    reason: "no longer in the spec".into(),
-                    error: None,
-                }));
-            }
-        }
-        let ready = converged && orphans.is_empty() && (remediated || drift.is_empty());
+        let sweep = if converged && may_be_left_over {
+            self.sweep(graph, owner, mode).await
+        } else {
+            Sweep::default()
+        };
+        drift.extend(sweep.drift);
+        actions.extend(sweep.actions);
+        let clean = sweep.orphans == 0 && sweep.error.is_none();
+        let ready = converged && clean && (remediated || drift.is_empty());
         Ok(Outcome {
             nodes,
             drift,
             actions,
             ready,
-            swept: swept && orphans.is_empty(),
+            swept: converged && may_be_left_over && clean,
+            sweep_error: sweep.error,
         })
+    }
+
+    /// What to do with one node whose dependencies are settled, and the drift its
+    /// observation shows. No side effects: the pass applies the step.
+    #[allow(clippy::too_many_arguments)]
+    fn step(
+        &self,
+        state: &PassState,
+        graph: &Graph,
+        node: &Node,
+        owner: &Owner,
+        records: &Records,
+        mode: Mode,
+        now: jiff::Timestamp,
+    ) -> (Step, Vec<FieldDrift>) {
+        let key = &node.key;
+        let deps = node.dependencies();
+        let settle = |action: Action, block: bool| Step::Settle {
+            action,
+            block,
+            planned: false,
+        };
+        if let Some(d) = deps.iter().find(|d| state.blocked.contains(*d)) {
+            return (settle(wait(node, format!("waiting for {d}")), true), vec![]);
+        }
+        // Report mode (and plans): a dependency that would be created first means this
+        // node would be created after it, unless it already exists.
+        if let Some(d) = deps.iter().find(|d| state.planned.contains(*d)) {
+            if state.outputs.contains_key(key) {
+                let reason = format!("exists; compared once {d} exists");
+                return (settle(act(node, ActionKind::NoOp, reason), false), vec![]);
+            }
+            let reason = format!("does not exist (after {d})");
+            let step = Step::Settle {
+                action: act(node, ActionKind::Create, reason),
+                block: false,
+                planned: true,
+            };
+            return (step, vec![]);
+        }
+        if let Some(error) = state.failures.get(key) {
+            let mut action = act(node, ActionKind::Wait, "could not be observed");
+            action.error = Some(error.clone());
+            return (settle(action, true), vec![]);
+        }
+        let spec = match resolve(&node.spec, &state.outputs) {
+            Ok(spec) => spec,
+            Err(missing) => {
+                return (
+                    settle(wait(node, format!("waiting for {missing}")), true),
+                    vec![],
+                );
+            }
+        };
+        let desired = Desired {
+            node: key.clone(),
+            spec,
+            tags: ownership_tags(owner, key, &graph.tags),
+            client_token: client_token(owner, key),
+        };
+        let Some(observed) = state.outputs.get(key) else {
+            let recent = state.created_at.get(key).is_some_and(|t| {
+                now.duration_since(*t).unsigned_abs() < self.config.visibility_grace
+            });
+            if recent {
+                // Created moments ago; AWS lists it soon. Creating it again would make a
+                // duplicate.
+                let reason = "created recently, not yet listed by AWS".into();
+                return (settle(wait(node, reason), true), vec![]);
+            }
+            let mut found = Vec::new();
+            if records.contains_key(key) {
+                found.push(FieldDrift {
+                    node: key.clone(),
+                    field: "existence".into(),
+                    desired: "present".into(),
+                    actual: "<absent>".into(),
+                });
+            }
+            let action = act(node, ActionKind::Create, "does not exist");
+            let step = match mode {
+                Mode::Report => Step::Settle {
+                    action,
+                    block: false,
+                    planned: true,
+                },
+                Mode::Remediate => Step::Call {
+                    action,
+                    call: Box::new((desired, None)),
+                },
+            };
+            return (step, found);
+        };
+        let found = diff::diff(key, &desired.spec, &desired.tags, observed);
+        let unavailable = observed.state != State::Available;
+        if found.is_empty() {
+            let action = act(node, ActionKind::NoOp, "matches the spec");
+            return (settle(action, unavailable), found);
+        }
+        let fields: Vec<&str> = found.iter().map(|d| d.field.as_str()).collect();
+        let action = act(
+            node,
+            ActionKind::Update,
+            format!("drifted: {}", fields.join(", ")),
+        );
+        let step = match mode {
+            Mode::Report => settle(action, unavailable),
+            Mode::Remediate => Step::Call {
+                action,
+                call: Box::new((desired, Some(observed.clone()))),
+            },
+        };
+        (step, found)
+    }
+
+    /// Resources tagged with the owner for nodes the graph no longer has (a zone
+    /// removed, one NAT instead of one per zone): deleted in Remediate mode, reported in
+    /// Report mode. A failed listing is reported, never taken for "nothing left over".
+    async fn sweep(&self, graph: &Graph, owner: &Owner, mode: Mode) -> Sweep {
+        let owned = match self.retrying(|| self.provider.owned(owner)).await {
+            Ok(owned) => owned,
+            Err(error) => {
+                return Sweep {
+                    error: Some(error),
+                    ..Sweep::default()
+                };
+            }
+        };
+        let keys: BTreeSet<&str> = graph.nodes.iter().map(|n| n.key.as_str()).collect();
+        let orphans: Vec<Owned> = owned
+            .into_iter()
+            .filter(|o| !keys.contains(o.node.as_str()))
+            .collect();
+        let drift = orphans
+            .iter()
+            .map(|orphan| FieldDrift {
+                node: orphan.node.clone(),
+                field: "existence".into(),
+                desired: "<absent>".into(),
+                actual: orphan.id.clone(),
+            })
+            .collect();
+        let actions = match mode {
+            Mode::Remediate => self.delete_owned(&orphans, "no longer in the spec").await,
+            Mode::Report => orphans
+                .iter()
+                .map(|o| Action {
+                    node: o.node.clone(),
+                    kind: o.kind,
+                    action: ActionKind::Delete,
+                    reason: "no longer in the spec".into(),
+                    error: None,
+                })
+                .collect(),
+        };
+        Sweep {
+            orphans: orphans.len(),
+            drift,
+            actions,
+            error: None,
+        }
     }
 
     /// What deleting the custom resource means under its deletion policy: with `Retain`
@@ -691,14 +719,18 @@ impl<P: Provider> Engine<P> {
     ) -> Result<Deletion, BlueprintError> {
         match policy {
             crate::api::DeletionPolicy::Retain => {
-                let remaining = self
-                    .retrying(|| self.provider.owned(owner))
-                    .await
-                    .unwrap_or_default();
+                // Retain deletes nothing, so an unknown remainder does not hold the
+                // finalizer: the listing only tells the user what stays.
+                let (remaining, unlisted) = match self.retrying(|| self.provider.owned(owner)).await
+                {
+                    Ok(remaining) => (remaining, None),
+                    Err(error) => (Vec::new(), Some(error)),
+                };
                 Ok(Deletion {
                     done: true,
                     actions: Vec::new(),
                     remaining,
+                    unlisted,
                 })
             }
             crate::api::DeletionPolicy::Delete => self.delete(graph, owner, records).await,
@@ -782,10 +814,19 @@ impl<P: Provider> Engine<P> {
                 });
             }
         }
-        let mut remaining = self
-            .retrying(|| self.provider.owned(owner))
-            .await
-            .unwrap_or_default();
+        let mut remaining = match self.retrying(|| self.provider.owned(owner)).await {
+            Ok(remaining) => remaining,
+            // What remains is unknown: never "nothing", which would release the finalizer
+            // over resources still on AWS.
+            Err(error) => {
+                return Ok(Deletion {
+                    done: false,
+                    actions,
+                    remaining: Vec::new(),
+                    unlisted: Some(error),
+                });
+            }
+        };
         if present.is_empty() {
             // Anything else tagged with the owner: from an older spec, or never recorded.
             let known: BTreeSet<&str> = outputs.values().map(|o| o.id.as_str()).collect();
@@ -796,16 +837,24 @@ impl<P: Provider> Engine<P> {
                 .collect();
             actions.extend(self.delete_owned(&untracked, "tagged with the owner").await);
             if !untracked.is_empty() {
-                remaining = self
-                    .retrying(|| self.provider.owned(owner))
-                    .await
-                    .unwrap_or(remaining);
+                match self.retrying(|| self.provider.owned(owner)).await {
+                    Ok(now) => remaining = now,
+                    Err(error) => {
+                        return Ok(Deletion {
+                            done: false,
+                            actions,
+                            remaining,
+                            unlisted: Some(error),
+                        });
+                    }
+                }
             }
         }
         Ok(Deletion {
             done: remaining.is_empty(),
             actions,
             remaining,
+            unlisted: None,
         })
     }
 }
@@ -851,6 +900,96 @@ pub fn merge_records(previous: &Records, outcome: &Outcome) -> Records {
         }
     }
     records
+}
+
+/// What one pass knows and has decided so far.
+#[derive(Default)]
+struct PassState {
+    /// Observed (or just created/updated) resources by node.
+    outputs: Outputs,
+    /// Nodes whose observation failed.
+    failures: BTreeMap<String, CloudError>,
+    /// Creation times of nodes created recently and not listed by AWS yet.
+    created_at: BTreeMap<String, jiff::Timestamp>,
+    actions: Vec<Action>,
+    drift: Vec<FieldDrift>,
+    /// Nodes done for this pass (acted on or decided); `blocked` ones hold dependents.
+    settled: BTreeSet<String>,
+    blocked: BTreeSet<String>,
+    /// Report mode: nodes that would be created.
+    planned: BTreeSet<String>,
+}
+
+impl PassState {
+    /// Records the result of a create or update the pass started for `key`.
+    fn finish_call(&mut self, key: String, result: Result<Observed, CloudError>) {
+        let action = self
+            .actions
+            .iter_mut()
+            .rev()
+            .find(|a| a.node == key)
+            .expect("an action was recorded for the call");
+        match result {
+            Ok(observed) => {
+                if action.action == ActionKind::Create {
+                    self.created_at.insert(key.clone(), jiff::Timestamp::now());
+                }
+                if observed.state != State::Available {
+                    self.blocked.insert(key.clone());
+                }
+                self.outputs.insert(key.clone(), observed);
+            }
+            Err(error) => {
+                action.error = Some(error);
+                self.blocked.insert(key.clone());
+            }
+        }
+        self.settled.insert(key);
+    }
+
+    /// Every node, in `order`, with what the pass knows of its resource.
+    fn node_states(&self, graph: &Graph, order: &[String]) -> Vec<(String, NodeState)> {
+        order
+            .iter()
+            .map(|key| {
+                let node = graph.node(key).expect("ordered keys are nodes");
+                let state = NodeState {
+                    kind: node.kind(),
+                    observed: self.outputs.get(key).cloned(),
+                    created_at: self.created_at.get(key).copied(),
+                    unobservable: self.failures.get(key).cloned(),
+                };
+                (key.clone(), state)
+            })
+            .collect()
+    }
+}
+
+/// What the pass does with a node.
+enum Step {
+    /// Decided without a call (no-op, wait, or what Report mode would do).
+    Settle {
+        action: Action,
+        /// Its dependents wait (it is not available, or failed).
+        block: bool,
+        /// Report mode: it would be created.
+        planned: bool,
+    },
+    /// A create or an update to make.
+    Call {
+        action: Action,
+        /// The resource as wanted, and as observed (None: create).
+        call: Box<(Desired, Option<Observed>)>,
+    },
+}
+
+/// What the search for left-over resources found and did.
+#[derive(Default)]
+struct Sweep {
+    orphans: usize,
+    drift: Vec<FieldDrift>,
+    actions: Vec<Action>,
+    error: Option<CloudError>,
 }
 
 fn wait(node: &Node, reason: String) -> Action {

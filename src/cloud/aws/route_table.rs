@@ -404,6 +404,7 @@ pub(crate) mod tests {
             .unwrap()
             .as_nanos();
         Owner {
+            kind: "HipaaNetwork".into(),
             namespace: "test".into(),
             name: format!("{test}-{nanos}"),
         }

@@ -332,11 +332,13 @@ mod moto {
             .expect("moto is required: run the tests through .ci/with-moto (sets MOTO_ENDPOINT)");
         let cloud = AwsCloud::new(&sdk_config("us-east-1", Some(&endpoint)).await, "us-east-1");
         let owner = Owner {
+            kind: "HipaaNetwork".into(),
             namespace: "smoke".into(),
             name: uuid::Uuid::new_v4().to_string(),
         };
         // An unrelated owner's lookups find nothing of ours.
         let stranger = Owner {
+            kind: "HipaaNetwork".into(),
             namespace: "smoke".into(),
             name: "stranger".into(),
         };

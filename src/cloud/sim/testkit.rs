@@ -24,6 +24,7 @@ pub(crate) fn sim_at(time_scale: f64) -> SimCloud {
 
 pub(crate) fn owner() -> Owner {
     Owner {
+        kind: "HipaaNetwork".into(),
         namespace: "clinic".into(),
         name: "prod".into(),
     }

@@ -90,6 +90,7 @@ async fn create_applies_tags_and_observe_finds_by_id_then_by_tags() {
         "observe reports what create returned"
     );
     let stranger = Owner {
+        kind: "HipaaNetwork".into(),
         namespace: "other".into(),
         name: "prod".into(),
     };

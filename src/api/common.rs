@@ -150,7 +150,8 @@ pub struct CommonStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub drift: Vec<DriftEntry>,
 
-    /// One entry per HIPAA control (see HIPAA-CONTROLS.md) evaluated over observed state.
+    /// One entry per HIPAA control evaluated over observed state (the controls are listed in
+    /// the operator's docs/hipaa-controls.md).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["id"]))]
     pub compliance: Vec<ComplianceEntry>,
@@ -214,7 +215,7 @@ pub enum DriftAction {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ComplianceEntry {
-    /// Control id from HIPAA-CONTROLS.md, e.g. `NET-1`.
+    /// Control id, e.g. `NET-1` (see the operator's docs/hipaa-controls.md).
     pub id: String,
     /// The HIPAA Security Rule citation, e.g. `45 CFR 164.312(b)`.
     pub citation: String,

@@ -16,7 +16,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-/// Tag keys every managed resource carries (see DESIGN.md "Rules the engine keeps").
+/// Tag keys every managed resource carries: the owner (`Kind/namespace/name`), the node
+/// (its logical key in the stack) and the manager.
 pub const TAG_OWNER: &str = "hipaa.dev/owner";
 pub const TAG_NODE: &str = "hipaa.dev/node";
 pub const TAG_MANAGED_BY: &str = "hipaa.dev/managed-by";

@@ -1,5 +1,7 @@
-//! The control table of HIPAA-CONTROLS.md: every row's id, resource, control and
-//! citation. Only the citation is used at run time; the rest documents the row.
+//! The HIPAA control table: every row's id, resource, control, citation and the
+//! equivalent checks of prowler and AWS Config (for auditors' cross-reference).
+//! `docs/hipaa-controls.md` is rendered from it (a test keeps the two equal); only the
+//! citation is used at run time.
 
 /// One row of the control table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -12,284 +14,468 @@ pub struct Control {
     pub control: &'static str,
     /// The HIPAA Security Rule citation, e.g. `45 CFR 164.312(b)`.
     pub citation: &'static str,
+    /// The equivalent prowler check, `""` when it has none.
+    pub prowler: &'static str,
+    /// The equivalent AWS Config managed rule, `""` when it has none.
+    pub aws_config: &'static str,
 }
 
-/// Every row of HIPAA-CONTROLS.md, in the table's order.
+/// Every row of the control table, in order.
 pub const CONTROLS: &[Control] = &[
     Control {
         id: "NET-1",
         resource: "VPC",
         control: "flow logs enabled (ALL traffic) to an encrypted log group",
         citation: "45 CFR 164.312(b)",
+        prowler: "vpc_flow_logs_enabled",
+        aws_config: "vpc-flow-logs-enabled",
     },
     Control {
         id: "NET-2",
         resource: "private route tables",
         control: "no 0.0.0.0/0 route to the internet gateway (egress only via NAT)",
         citation: "45 CFR 164.312(e)(1)",
+        prowler: "",
+        aws_config: "no-unrestricted-route-to-igw",
     },
     Control {
         id: "NET-3",
         resource: "private subnets",
         control: "MapPublicIpOnLaunch = false",
         citation: "45 CFR 164.312(a)(1)",
+        prowler: "vpc_subnet_no_public_ip_by_default",
+        aws_config: "subnet-auto-assign-public-ip-disabled",
     },
     Control {
         id: "NET-4",
         resource: "security groups",
         control: "no 0.0.0.0/0 or ::/0 ingress to 22 or 3389",
         citation: "45 CFR 164.312(e)(1)",
+        prowler: "ec2_securitygroup_allow_ingress_from_internet_to_tcp_port_22",
+        aws_config: "restricted-ssh",
     },
     Control {
         id: "NET-5",
         resource: "default security group",
         control: "no rules",
         citation: "45 CFR 164.312(e)(1)",
+        prowler: "ec2_securitygroup_default_restrict_traffic",
+        aws_config: "vpc-default-security-group-closed",
     },
     Control {
         id: "NET-6",
         resource: "tiered security groups",
         control: "bastion 22 only from declared CIDRs; app only from the NLB/VPC CIDR; RDS only from app and bastion SGs",
         citation: "45 CFR 164.312(a)(1)",
+        prowler: "ec2_securitygroup_allow_ingress_from_internet_to_all_ports",
+        aws_config: "vpc-sg-open-only-to-authorized-ports",
     },
     Control {
         id: "EC2-1",
         resource: "instances",
         control: "IMDSv2 required (HttpTokens=required)",
         citation: "45 CFR 164.312(a)(1)",
+        prowler: "ec2_instance_imdsv2_enabled",
+        aws_config: "ec2-imdsv2-check",
     },
     Control {
         id: "EC2-2",
         resource: "instances",
         control: "EBS volumes encrypted",
         citation: "45 CFR 164.312(a)(2)(iv)",
+        prowler: "ec2_ebs_volume_encryption",
+        aws_config: "encrypted-volumes",
     },
     Control {
         id: "EC2-3",
         resource: "application instances",
         control: "no public IP",
         citation: "45 CFR 164.312(a)(1)",
+        prowler: "ec2_instance_public_ip",
+        aws_config: "ec2-instance-no-public-ip",
     },
     Control {
         id: "NLB-1",
         resource: "NLB",
         control: "internal scheme",
         citation: "45 CFR 164.312(e)(1)",
+        prowler: "elbv2_internet_facing",
+        aws_config: "",
     },
     Control {
         id: "NLB-2",
         resource: "NLB",
         control: "deletion protection",
         citation: "45 CFR 164.308(a)(7)(i)",
+        prowler: "elbv2_deletion_protection",
+        aws_config: "elb-deletion-protection-enabled",
     },
     Control {
         id: "API-1",
         resource: "API Gateway stage",
         control: "execution logging on, data trace off",
         citation: "45 CFR 164.312(b)",
+        prowler: "apigateway_restapi_logging_enabled",
+        aws_config: "api-gw-execution-logging-enabled",
     },
     Control {
         id: "API-2",
         resource: "API Gateway stage",
         control: "access logging to an encrypted log group",
         citation: "45 CFR 164.312(b)",
+        prowler: "",
+        aws_config: "",
     },
     Control {
         id: "API-3",
         resource: "API Gateway stage",
         control: "X-Ray tracing",
         citation: "45 CFR 164.312(b)",
+        prowler: "apigateway_restapi_tracing_enabled",
+        aws_config: "api-gw-xray-enabled",
     },
     Control {
         id: "API-4",
         resource: "API Gateway stage",
         control: "cache, if on, encrypted",
         citation: "45 CFR 164.312(a)(2)(iv)",
+        prowler: "apigateway_restapi_cache_encrypted",
+        aws_config: "api-gw-cache-enabled-and-encrypted",
     },
     Control {
         id: "CF-1",
         resource: "CloudFront",
         control: "viewers https-only or redirect-to-https",
         citation: "45 CFR 164.312(e)(1)",
+        prowler: "cloudfront_distributions_https_enabled",
+        aws_config: "cloudfront-viewer-policy-https",
     },
     Control {
         id: "CF-2",
         resource: "CloudFront",
         control: "minimum viewer TLS TLSv1.2_2021 or newer, ACM certificate, SNI",
         citation: "45 CFR 164.312(e)(1)",
+        prowler: "",
+        aws_config: "cloudfront-security-policy-check",
     },
     Control {
         id: "CF-3",
         resource: "CloudFront",
         control: "origins https-only, no SSLv3/TLS1.0/1.1",
         citation: "45 CFR 164.312(e)(1)",
+        prowler: "cloudfront_distributions_using_deprecated_ssl_protocols",
+        aws_config: "cloudfront-no-deprecated-ssl-protocols",
     },
     Control {
         id: "CF-4",
         resource: "CloudFront",
         control: "access logging",
         citation: "45 CFR 164.312(b)",
+        prowler: "cloudfront_distributions_logging_enabled",
+        aws_config: "cloudfront-accesslogs-enabled",
     },
     Control {
         id: "CF-5",
         resource: "CloudFront",
         control: "S3 origin through origin access control",
         citation: "45 CFR 164.312(a)(1)",
+        prowler: "cloudfront_distributions_s3_origin_access_control",
+        aws_config: "cloudfront-s3-origin-access-control-enabled",
     },
     Control {
         id: "ACM-1",
         resource: "certificate",
         control: "issued, not expiring within 30 days",
         citation: "45 CFR 164.312(e)(1)",
+        prowler: "acm_certificates_expiration_check",
+        aws_config: "acm-certificate-expiration-check",
     },
     Control {
         id: "S3-1",
         resource: "buckets",
         control: "block public access (all four), ACLs disabled",
         citation: "45 CFR 164.312(a)(1)",
+        prowler: "s3_bucket_level_public_access_block",
+        aws_config: "s3-bucket-level-public-access-prohibited",
     },
     Control {
         id: "S3-2",
         resource: "buckets",
         control: "default encryption SSE-KMS",
         citation: "45 CFR 164.312(a)(2)(iv)",
+        prowler: "s3_bucket_kms_encryption",
+        aws_config: "s3-default-encryption-kms",
     },
     Control {
         id: "S3-3",
         resource: "buckets",
         control: "versioning",
         citation: "45 CFR 164.308(a)(7)(ii)(A)",
+        prowler: "s3_bucket_object_versioning",
+        aws_config: "s3-bucket-versioning-enabled",
     },
     Control {
         id: "S3-4",
         resource: "buckets",
         control: "server access logging",
         citation: "45 CFR 164.312(b)",
+        prowler: "s3_bucket_server_access_logging_enabled",
+        aws_config: "s3-bucket-logging-enabled",
     },
     Control {
         id: "S3-5",
         resource: "buckets",
         control: "policy denies aws:SecureTransport=false",
         citation: "45 CFR 164.312(e)(1)",
+        prowler: "s3_bucket_secure_transport_policy",
+        aws_config: "s3-bucket-ssl-requests-only",
     },
     Control {
         id: "R53-1",
         resource: "public hosted zone",
         control: "query logging",
         citation: "45 CFR 164.312(b)",
+        prowler: "route53_public_hosted_zones_cloudwatch_logging_enabled",
+        aws_config: "",
     },
     Control {
         id: "RDS-1",
         resource: "DB instance",
         control: "storage encrypted with a customer KMS key",
         citation: "45 CFR 164.312(a)(2)(iv)",
+        prowler: "rds_instance_storage_encrypted",
+        aws_config: "rds-storage-encrypted",
     },
     Control {
         id: "RDS-2",
         resource: "DB instance",
         control: "not publicly accessible",
         citation: "45 CFR 164.312(a)(1)",
+        prowler: "rds_instance_no_public_access",
+        aws_config: "rds-instance-public-access-check",
     },
     Control {
         id: "RDS-3",
         resource: "DB instance",
         control: "backup retention >= 7 days",
         citation: "45 CFR 164.308(a)(7)(ii)(A)",
+        prowler: "rds_instance_backup_enabled (tests > 0 only)",
+        aws_config: "db-instance-backup-enabled",
     },
     Control {
         id: "RDS-4",
         resource: "DB instance",
         control: "Multi-AZ",
         citation: "45 CFR 164.308(a)(7)(i)",
+        prowler: "rds_instance_multi_az",
+        aws_config: "rds-multi-az-support",
     },
     Control {
         id: "RDS-5",
         resource: "DB instance",
         control: "deletion protection",
         citation: "45 CFR 164.308(a)(7)(i)",
+        prowler: "rds_instance_deletion_protection",
+        aws_config: "rds-instance-deletion-protection-enabled",
     },
     Control {
         id: "RDS-6",
         resource: "DB instance",
         control: "TLS forced (rds.force_ssl=1 / require_secure_transport=1)",
         citation: "45 CFR 164.312(e)(1)",
+        prowler: "rds_instance_transport_encrypted",
+        aws_config: "",
     },
     Control {
         id: "RDS-7",
         resource: "DB instance",
         control: "log exports to CloudWatch, auto minor version upgrade, IAM auth",
         citation: "45 CFR 164.312(b)",
+        prowler: "rds_instance_integration_cloudwatch_logs",
+        aws_config: "rds-logging-enabled",
     },
     Control {
         id: "LAM-1",
         resource: "functions",
         control: "in VPC private subnets",
         citation: "45 CFR 164.312(a)(1)",
+        prowler: "awslambda_function_inside_vpc",
+        aws_config: "lambda-inside-vpc",
     },
     Control {
         id: "LAM-2",
         resource: "functions",
         control: "environment encrypted with a customer KMS key, no secrets in variables",
         citation: "45 CFR 164.312(a)(2)(iv)",
+        prowler: "awslambda_function_env_vars_not_encrypted_with_cmk",
+        aws_config: "",
     },
     Control {
         id: "LAM-3",
         resource: "functions",
         control: "not public, no public function URL",
         citation: "45 CFR 164.312(a)(1)",
+        prowler: "awslambda_function_not_publicly_accessible",
+        aws_config: "lambda-function-public-access-prohibited",
     },
     Control {
         id: "LAM-4",
         resource: "functions",
         control: "reserved concurrency set, tracing active",
         citation: "45 CFR 164.312(b)",
+        prowler: "",
+        aws_config: "lambda-concurrency-check",
     },
     Control {
         id: "SNS-1",
         resource: "topic",
         control: "SSE with a customer KMS key, not public",
         citation: "45 CFR 164.312(a)(2)(iv)",
+        prowler: "sns_topics_kms_encryption_at_rest_enabled",
+        aws_config: "sns-encrypted-kms",
     },
     Control {
         id: "SQS-1",
         resource: "queues",
         control: "SSE with a customer KMS key, not public",
         citation: "45 CFR 164.312(a)(2)(iv)",
+        prowler: "sqs_queues_server_side_encryption_enabled",
+        aws_config: "",
     },
     Control {
         id: "SQS-2",
         resource: "queue",
         control: "redrive policy to a dead-letter queue",
         citation: "45 CFR 164.308(a)(7)(ii)(B)",
+        prowler: "",
+        aws_config: "",
     },
     Control {
         id: "DDB-1",
         resource: "table",
         control: "point-in-time recovery",
         citation: "45 CFR 164.308(a)(7)(ii)(A)",
+        prowler: "dynamodb_tables_pitr_enabled",
+        aws_config: "dynamodb-pitr-enabled",
     },
     Control {
         id: "DDB-2",
         resource: "table",
         control: "SSE with a customer KMS key",
         citation: "45 CFR 164.312(a)(2)(iv)",
+        prowler: "dynamodb_tables_kms_cmk_encryption_enabled",
+        aws_config: "dynamodb-table-encrypted-kms",
     },
     Control {
         id: "DDB-3",
         resource: "table",
         control: "deletion protection",
         citation: "45 CFR 164.308(a)(7)(i)",
+        prowler: "dynamodb_table_deletion_protection_enabled",
+        aws_config: "dynamodb-table-deletion-protection-enabled",
     },
     Control {
         id: "KMS-1",
         resource: "keys",
         control: "rotation enabled, not pending deletion",
         citation: "45 CFR 164.312(a)(2)(iv)",
+        prowler: "kms_cmk_rotation_enabled",
+        aws_config: "cmk-backing-key-rotation-enabled",
     },
     Control {
         id: "LOG-1",
         resource: "log groups",
         control: "retention set (>= 365 days by default, configurable) and KMS-encrypted",
         citation: "45 CFR 164.312(b)",
+        prowler: "cloudwatch_log_group_retention_policy_specific_days_enabled",
+        aws_config: "cw-loggroup-retention-period-check",
     },
 ];
+
+/// `docs/hipaa-controls.md`: the control table as Markdown, with which custom-resource
+/// kind reports each row (`reported_by(id)`, `None`: no kind reports it yet).
+pub fn render_markdown(reported_by: impl Fn(&str) -> Option<&'static str>) -> String {
+    let cell = |text: &str| {
+        if text.is_empty() {
+            "–".to_string()
+        } else {
+            text.replace('|', "\\|")
+        }
+    };
+    let mut out = String::from(
+        "# HIPAA controls the operator enforces and reports\n\
+         \n\
+         <!-- Rendered from src/compliance/controls.rs by the test \
+         `compliance::controls::tests::the_controls_document_is_current`; \
+         regenerate with `UPDATE_DOCS=1 cargo test --lib the_controls_document_is_current`. -->\n\
+         \n\
+         Each row is a machine-checkable control over observed AWS state. The operator \
+         builds resources that pass every row by default, reports each row it evaluates \
+         in the custom resource's `status.compliance` (id, citation, result \
+         `Passed|Failed|Unknown`, detail) and as the metric \
+         `hipaa_operator_compliance_failed_controls{namespace,name,kind,control}` \
+         (present while failed), and sets the `Compliant` condition from them. A row \
+         whose resource could not be observed (the API was unavailable or denied) is \
+         `Unknown`, never `Passed`. Citations are to the HIPAA Security Rule, 45 CFR \
+         Part 164; the prowler and AWS Config columns name the equivalent public checks \
+         so auditors can cross-reference.\n\
+         \n\
+         | id | resource | control | citation | prowler check | AWS Config rule | reported by |\n\
+         |---|---|---|---|---|---|---|\n",
+    );
+    for c in CONTROLS {
+        out.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} | {} |\n",
+            c.id,
+            cell(c.resource),
+            cell(c.control),
+            c.citation,
+            cell(c.prowler),
+            cell(c.aws_config),
+            reported_by(c.id).unwrap_or("– (kind not reconciled yet)"),
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The kind whose compliance rows include `id`.
+    fn reported_by(id: &str) -> Option<&'static str> {
+        crate::compliance::NETWORK_CONTROLS
+            .contains(&id)
+            .then_some("HipaaNetwork")
+    }
+
+    #[test]
+    fn the_controls_document_is_current() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/hipaa-controls.md");
+        let rendered = render_markdown(reported_by);
+        if std::env::var_os("UPDATE_DOCS").is_some() {
+            std::fs::write(path, &rendered).unwrap();
+        }
+        let committed = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(
+            committed == rendered,
+            "docs/hipaa-controls.md is stale: run UPDATE_DOCS=1 cargo test --lib the_controls_document_is_current"
+        );
+    }
+
+    #[test]
+    fn ids_are_unique_and_every_row_is_cited() {
+        let mut ids: Vec<&str> = CONTROLS.iter().map(|c| c.id).collect();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), CONTROLS.len(), "duplicate control id");
+        for c in CONTROLS {
+            assert!(
+                c.citation.starts_with("45 CFR 164."),
+                "{}: {}",
+                c.id,
+                c.citation
+            );
+        }
+    }
+}

@@ -12,3 +12,4 @@ pub mod devcluster;
 pub mod engine;
 pub mod plan;
 pub mod telemetry;
+pub mod units;

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use hipaa_operator::api;
+use hipaa_operator::units::FlagDuration;
 
 /// Builds and keeps a HIPAA-aligned AWS architecture from four Kubernetes custom
 /// resources (HipaaNetwork, HipaaBackend, HipaaEdge, PaymentPipeline).
@@ -83,18 +84,18 @@ enum Command {
         /// Simulated AWS latencies x this (1.0 = real AWS; NAT gateways then take ~90 s).
         #[arg(long, default_value_t = 0.3)]
         time_scale: f64,
-        /// Resync interval of the operator, in seconds (bounds drift detection).
-        #[arg(long, default_value_t = 10)]
-        resync_interval: u64,
+        /// Resync interval of the operator (bounds drift detection): 10s, 1m, or seconds.
+        #[arg(long, default_value = "10s")]
+        resync_interval: FlagDuration,
         /// Address of the devcluster (port 0: any free port).
         #[arg(long, default_value = "127.0.0.1:0")]
         listen: std::net::SocketAddr,
         /// Address of /metrics, /healthz, /readyz (port 0: any free port).
         #[arg(long, default_value = "127.0.0.1:0")]
         metrics_addr: std::net::SocketAddr,
-        /// Fail (exit 1) when the stack is not Ready and the drift remediated by then (s).
-        #[arg(long, default_value_t = 300)]
-        timeout: u64,
+        /// Fail (exit 1) when the stack is not Ready and the drift remediated by then.
+        #[arg(long, default_value = "5m")]
+        timeout: FlagDuration,
     },
 }
 
@@ -107,18 +108,19 @@ struct RunArgs {
     /// Send AWS API calls here instead of AWS (e.g. moto's server).
     #[arg(long, env = "AWS_ENDPOINT_URL")]
     aws_endpoint_url: Option<String>,
-    /// Seconds between observations of a Ready object: the bound on drift detection.
-    #[arg(long, default_value_t = 60, env = "HIPAA_RESYNC_INTERVAL")]
-    resync_interval: u64,
-    /// Seconds before looking again at an object waiting on AWS (NAT gateway pending).
-    #[arg(long, default_value_t = 5.0, env = "HIPAA_PENDING_REQUEUE")]
-    pending_requeue: f64,
-    /// First backoff after a failed reconcile, in seconds (doubles per failure, jittered).
-    #[arg(long, default_value_t = 5.0, env = "HIPAA_BACKOFF_BASE")]
-    backoff_base: f64,
-    /// Longest backoff after failed reconciles, in seconds.
-    #[arg(long, default_value_t = 300.0, env = "HIPAA_BACKOFF_CAP")]
-    backoff_cap: f64,
+    /// Time between observations of a Ready object: the bound on drift detection.
+    /// Durations take units (30s, 500ms, 5m, 1h30m); a bare number is seconds.
+    #[arg(long, default_value = "60s", env = "HIPAA_RESYNC_INTERVAL")]
+    resync_interval: FlagDuration,
+    /// Before looking again at an object waiting on AWS (NAT gateway pending).
+    #[arg(long, default_value = "5s", env = "HIPAA_PENDING_REQUEUE")]
+    pending_requeue: FlagDuration,
+    /// First backoff after a failed reconcile (doubles per failure, jittered).
+    #[arg(long, default_value = "5s", env = "HIPAA_BACKOFF_BASE")]
+    backoff_base: FlagDuration,
+    /// Longest backoff after failed reconciles.
+    #[arg(long, default_value = "5m", env = "HIPAA_BACKOFF_CAP")]
+    backoff_cap: FlagDuration,
     /// Objects reconciled at once.
     #[arg(long, default_value_t = 4, env = "HIPAA_MAX_CONCURRENT_RECONCILES")]
     max_concurrent_reconciles: u16,
@@ -145,14 +147,14 @@ struct RunArgs {
         env = "HIPAA_LEADER_ELECTION_LEASE"
     )]
     leader_election_lease: String,
-    /// Seconds a leader's lease lasts without renewal: a standby takes over this long
+    /// How long a leader's lease lasts without renewal: a standby takes over this long
     /// after the leader dies.
     #[arg(
         long,
-        default_value_t = 15,
+        default_value = "15s",
         env = "HIPAA_LEADER_ELECTION_LEASE_DURATION"
     )]
-    leader_election_lease_duration: u64,
+    leader_election_lease_duration: FlagDuration,
     /// This replica's name in the lease and events (default: POD_NAME, else host name
     /// plus a random suffix).
     #[arg(long, env = "HIPAA_IDENTITY")]
@@ -237,11 +239,11 @@ fn main() -> anyhow::Result<ExitCode> {
             }
             let options = hipaa_operator::demo::DemoOptions {
                 time_scale,
-                resync: std::time::Duration::from_secs(resync_interval),
+                resync: resync_interval.0,
                 exit_when_ready,
                 listen,
                 metrics_addr,
-                timeout: std::time::Duration::from_secs(timeout),
+                timeout: timeout.0,
             };
             match runtime.block_on(hipaa_operator::demo::run(options)) {
                 Ok(()) => Ok(ExitCode::SUCCESS),
@@ -274,15 +276,11 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     use std::time::Duration;
 
     hipaa_operator::telemetry::init_tracing(args.log_format);
-    let secs = |s: f64, flag: &str| {
-        Duration::try_from_secs_f64(s)
-            .map_err(|_| anyhow::anyhow!("--{flag}: {s} is not a number of seconds"))
-    };
     let settings = Settings {
-        resync: Duration::from_secs(args.resync_interval.max(1)),
-        pending_requeue: secs(args.pending_requeue, "pending-requeue")?,
-        backoff_base: secs(args.backoff_base, "backoff-base")?,
-        backoff_cap: secs(args.backoff_cap, "backoff-cap")?,
+        resync: args.resync_interval.0.max(Duration::from_secs(1)),
+        pending_requeue: args.pending_requeue.0,
+        backoff_base: args.backoff_base.0,
+        backoff_cap: args.backoff_cap.0,
         concurrency: args.max_concurrent_reconciles.max(1),
         namespace: args.namespace.clone(),
         min_log_retention_days: args.min_log_retention_days,
@@ -322,7 +320,10 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         election: args.leader_election.then(|| daemon::Election {
             namespace: args.leader_election_namespace.clone(),
             lease_name: args.leader_election_lease.clone(),
-            lease_duration: Duration::from_secs(args.leader_election_lease_duration.max(2)),
+            lease_duration: args
+                .leader_election_lease_duration
+                .0
+                .max(Duration::from_secs(2)),
         }),
         identity: args
             .identity

@@ -61,14 +61,16 @@ impl Operator {
                 namespace,
                 "--metrics-addr",
                 &metrics.to_string(),
+                // Units as Kubernetes controllers' flags take them, and a bare number
+                // (seconds) as before.
                 "--resync-interval",
-                "3",
+                "3s",
                 "--pending-requeue",
-                "0.5",
+                "500ms",
                 "--backoff-base",
                 "0.5",
                 "--backoff-cap",
-                "5",
+                "5s",
                 "--log-format",
                 "text",
             ])

@@ -300,7 +300,13 @@ fn the_alert_rules_pass_promtool() {
         "metrics.serviceMonitor.enabled=true",
     ])
     .unwrap();
-    assert_eq!(of_kind(&docs, "ServiceMonitor").len(), 1);
+    let monitors = of_kind(&docs, "ServiceMonitor");
+    assert_eq!(monitors.len(), 1);
+    assert_eq!(
+        monitors[0]["spec"]["endpoints"][0]["honorLabels"],
+        serde_json::json!(true),
+        "the stacks' namespace label must survive the scrape"
+    );
     let rule = of_kind(&docs, "PrometheusRule")[0];
     let dir = std::env::temp_dir().join(format!("hipaa-rules-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir).unwrap();

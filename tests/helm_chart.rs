@@ -3,6 +3,8 @@
 //! exists), with what the operator does on the API (RBAC), with the committed CRDs, and
 //! its alert rules pass `promtool test rules`.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -339,4 +341,231 @@ fn the_alert_rules_pass_promtool() {
         );
     }
     std::fs::remove_dir_all(&dir).ok();
+}
+
+/// The dashboard the chart ships, from its JSON file.
+fn dashboard_file() -> Value {
+    let text = std::fs::read_to_string(chart().join("dashboards/hipaa-operator.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+/// Every PromQL expression of the dashboard's panels, Grafana's `$__rate_interval`
+/// replaced by a duration as Grafana would.
+fn dashboard_exprs(dashboard: &Value) -> Vec<String> {
+    dashboard["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["targets"].as_array().cloned().unwrap_or_default())
+        .filter_map(|t| {
+            t["expr"]
+                .as_str()
+                .map(|e| e.replace("$__rate_interval", "5m"))
+        })
+        .collect()
+}
+
+/// Every expression of the chart's alert rules.
+fn alert_exprs() -> Vec<String> {
+    let docs = render(&["--set", "prometheusRule.enabled=true"]).unwrap();
+    let rule = of_kind(&docs, "PrometheusRule")[0];
+    rule["spec"]["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|g| g["rules"].as_array().cloned().unwrap_or_default())
+        .filter_map(|r| r["expr"].as_str().map(String::from))
+        .collect()
+}
+
+#[test]
+fn the_dashboard_configmap_is_off_by_default_and_carries_the_dashboard() {
+    let off = render(&[]).unwrap();
+    assert!(
+        of_kind(&off, "ConfigMap").is_empty(),
+        "no dashboard unless asked for"
+    );
+    let docs = render(&[
+        "--set",
+        "grafanaDashboard.enabled=true",
+        "--set",
+        "grafanaDashboard.namespace=monitoring",
+    ])
+    .unwrap();
+    let maps = of_kind(&docs, "ConfigMap");
+    assert_eq!(maps.len(), 1);
+    let map = maps[0];
+    assert_eq!(map["metadata"]["labels"]["grafana_dashboard"], "1");
+    assert_eq!(map["metadata"]["namespace"], "monitoring");
+    let embedded: Value =
+        serde_json::from_str(map["data"]["hipaa-operator.json"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        embedded,
+        dashboard_file(),
+        "templates/grafana-dashboard.yaml embeds dashboards/hipaa-operator.json"
+    );
+    let titles: Vec<&str> = embedded["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["title"].as_str())
+        .collect();
+    for wanted in [
+        "Failed HIPAA controls by stack",
+        "Drift found by kind and resource type",
+        "Reconcile errors by kind and category",
+        "Reconcile latency",
+        "AWS API calls by service and outcome",
+        "Managed resources by kind",
+        "Leader by pod",
+    ] {
+        assert!(titles.contains(&wanted), "{wanted} in {titles:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_dashboard_and_alert_expression_parses_and_names_only_exported_metrics() {
+    let exprs: Vec<String> = dashboard_exprs(&dashboard_file())
+        .into_iter()
+        .chain(alert_exprs())
+        .collect();
+    assert!(exprs.len() >= 15, "{} expressions", exprs.len());
+    // promtool parses each as a recording rule's expression.
+    let dir = std::env::temp_dir().join(format!("hipaa-exprs-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let rules: Vec<Value> = exprs
+        .iter()
+        .enumerate()
+        .map(|(i, e)| serde_json::json!({"record": format!("check:expr_{i}"), "expr": e}))
+        .collect();
+    let file = serde_json::json!({"groups": [{"name": "expressions", "rules": rules}]});
+    std::fs::write(
+        dir.join("exprs.yaml"),
+        serde_yaml_ng::to_string(&file).unwrap(),
+    )
+    .unwrap();
+    let out = Command::new("promtool")
+        .args(["check", "rules", "exprs.yaml"])
+        .current_dir(&dir)
+        .output()
+        .expect("promtool (Debian package prometheus) is installed: run the tests through .ci/with-moto");
+    assert!(
+        out.status.success(),
+        "promtool check rules:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::remove_dir_all(&dir).ok();
+
+    // The metric names they use are the ones a running operator exports once it has
+    // converged a stack and found drift with a failed control.
+    let exported = exported_metric_names().await;
+    for expr in &exprs {
+        for name in metric_names(expr) {
+            assert!(
+                exported.contains(&name),
+                "{name} (in {expr}) is not exported; the operator exports {exported:?}"
+            );
+        }
+    }
+}
+
+/// `hipaa_operator_*` names in a PromQL expression.
+fn metric_names(expr: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut rest = expr;
+    while let Some(at) = rest.find("hipaa_operator_") {
+        let tail = &rest[at..];
+        let end = tail
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(tail.len());
+        names.push(tail[..end].to_string());
+        rest = &tail[end..];
+    }
+    names
+}
+
+/// The series names on `/metrics` of an operator that converged the example network on
+/// the simulated AWS, then, in Report mode, found SSH opened to the world (drift, failed
+/// controls).
+async fn exported_metric_names() -> std::collections::BTreeSet<String> {
+    use hipaa_operator::api::HipaaNetwork;
+    use hipaa_operator::cloud::SgRule;
+    use hipaa_operator::cloud::any::AnyCloud;
+    use hipaa_operator::cloud::sim::{SimCloud, SimConfig};
+    use hipaa_operator::controller::{Regions, Settings};
+    use hipaa_operator::daemon::{self, RunOptions};
+    use std::time::Duration;
+
+    let c = common::Cluster::start().await;
+    c.install_crds().await;
+    c.create_namespace("clinic").await;
+    let sim = SimCloud::new(SimConfig::fast());
+    let op = {
+        let sim = sim.clone();
+        daemon::spawn(
+            c.client(),
+            Regions::new(move |_| AnyCloud::Sim(sim.clone())),
+            &RunOptions {
+                settings: Settings {
+                    resync: Duration::from_secs(1),
+                    pending_requeue: Duration::from_millis(100),
+                    ..Settings::default()
+                },
+                metrics_addr: "127.0.0.1:0".parse().unwrap(),
+                election: None,
+                identity: "test-operator".into(),
+            },
+        )
+        .await
+        .unwrap()
+    };
+    let stack = common::repo("examples/stack.yaml");
+    c.kubectl_ok(&["apply", "-n", "clinic", "-f", stack.to_str().unwrap()])
+        .await;
+    c.kubectl_ok(&[
+        "patch",
+        "hnet",
+        "clinic-net",
+        "-n",
+        "clinic",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"driftPolicy":"Report"}}"#,
+    ])
+    .await;
+    let api = kube::Api::<HipaaNetwork>::namespaced(c.client(), "clinic");
+    let sg = common::eventually(
+        Duration::from_secs(60),
+        "the bastion's security group",
+        || async {
+            api.get("clinic-net")
+                .await
+                .ok()?
+                .status?
+                .bastion_security_group_id
+        },
+    )
+    .await;
+    sim.authorize_ingress(&sg, SgRule::tcp(22, 22, "0.0.0.0/0"))
+        .unwrap();
+    let text = common::eventually(
+        Duration::from_secs(60),
+        "drift and a failed control on /metrics",
+        || async {
+            let (_, text) = common::http_get(op.running.metrics_addr, "/metrics").await;
+            let wanted = [
+                "hipaa_operator_compliance_failed_controls{",
+                "hipaa_operator_drift_detected_total{",
+            ];
+            wanted.iter().all(|w| text.contains(w)).then_some(text)
+        },
+    )
+    .await;
+    op.stop().await;
+    c.stop().await;
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .filter_map(|l| l.split(['{', ' ']).next().map(String::from))
+        .collect()
 }

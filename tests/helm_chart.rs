@@ -569,3 +569,165 @@ async fn exported_metric_names() -> std::collections::BTreeSet<String> {
         .filter_map(|l| l.split(['{', ' ']).next().map(String::from))
         .collect()
 }
+
+/// values.yaml as JSON, with `sets` (dotted path, value) applied as `--set` would.
+fn values_with(sets: &[(&str, Value)]) -> Value {
+    let text = std::fs::read_to_string(chart().join("values.yaml")).unwrap();
+    let mut values: Value = serde_yaml_ng::from_str(&text).unwrap();
+    for (path, value) in sets {
+        let mut at = &mut values;
+        let keys: Vec<&str> = path.split('.').collect();
+        for key in &keys[..keys.len() - 1] {
+            at = &mut at[*key];
+        }
+        at[keys[keys.len() - 1]] = value.clone();
+    }
+    values
+}
+
+/// The errors Helm would report for `values` against the chart's values.schema.json.
+fn schema_errors(values: &Value) -> Vec<String> {
+    let schema: Value =
+        serde_json::from_str(&std::fs::read_to_string(chart().join("values.schema.json")).unwrap())
+            .unwrap();
+    let validator = jsonschema::validator_for(&schema).expect("values.schema.json is a schema");
+    validator
+        .iter_errors(values)
+        .map(|e| format!("{}: {e}", e.instance_path()))
+        .collect()
+}
+
+/// Dotted paths of every value down to where the schema stops listing keys (free-form
+/// maps such as `resources` count as one value).
+fn value_paths(values: &Value, schema: &Value, prefix: &str, out: &mut Vec<String>) {
+    let Some(map) = values.as_object() else {
+        return;
+    };
+    for (key, value) in map {
+        let path = format!("{prefix}{key}");
+        let sub = &schema["properties"][key];
+        if value.is_object() && sub["additionalProperties"] == Value::Bool(false) {
+            value_paths(value, sub, &format!("{path}."), out);
+        } else {
+            out.push(path);
+        }
+    }
+}
+
+#[test]
+fn values_are_checked_against_the_schema_and_every_value_is_documented() {
+    assert_eq!(
+        schema_errors(&values_with(&[])),
+        Vec::<String>::new(),
+        "the defaults are valid"
+    );
+    // (value, wrong setting): each row is a mistake Helm must refuse before rendering.
+    let rows = [
+        ("replicaCount", serde_json::json!("two")),
+        ("operator.cloud", serde_json::json!("gcp")),
+        ("metrics.port", serde_json::json!(70000)),
+        ("operator.resyncInterval", serde_json::json!("10 minutes")),
+        ("leaderElection.enabled", serde_json::json!("yes")),
+        ("networkPolicy.httpsPorts", serde_json::json!([])),
+        ("replicas", serde_json::json!(2)),
+    ];
+    for (path, wrong) in rows {
+        let errors = schema_errors(&values_with(&[(path, wrong.clone())]));
+        assert!(!errors.is_empty(), "{path}={wrong} was accepted");
+        let last = path.rsplit('.').next().unwrap();
+        assert!(
+            errors.iter().any(|e| e.contains(last)),
+            "{path}: the error names the value: {errors:?}"
+        );
+    }
+    // Durations with units are accepted, as the binary takes them.
+    for ok in ["90s", "5m", "1h30m", "500ms"] {
+        let errors = schema_errors(&values_with(&[(
+            "operator.resyncInterval",
+            serde_json::json!(ok),
+        )]));
+        assert!(errors.is_empty(), "{ok}: {errors:?}");
+    }
+    let schema: Value =
+        serde_json::from_str(&std::fs::read_to_string(chart().join("values.schema.json")).unwrap())
+            .unwrap();
+    let readme = std::fs::read_to_string(chart().join("README.md")).unwrap();
+    let mut paths = Vec::new();
+    value_paths(&values_with(&[]), &schema, "", &mut paths);
+    assert!(paths.len() > 40, "{paths:?}");
+    for path in paths {
+        assert!(
+            schema
+                .pointer(&format!(
+                    "/properties/{}",
+                    path.replace('.', "/properties/")
+                ))
+                .is_some(),
+            "{path} is in values.schema.json"
+        );
+        assert!(
+            readme.contains(&format!("`{path}`")),
+            "{path} is in the chart README's table"
+        );
+    }
+}
+
+#[test]
+fn replicas_spread_and_survive_drains_and_the_optional_parts_render_when_asked() {
+    let two = render(&[]).unwrap();
+    assert_eq!(of_kind(&two, "PodDisruptionBudget").len(), 1);
+    let spec = &deployment(&two)["spec"]["template"]["spec"];
+    assert_eq!(
+        spec["topologySpreadConstraints"][0]["topologyKey"],
+        "kubernetes.io/hostname"
+    );
+    assert!(of_kind(&two, "NetworkPolicy").is_empty());
+
+    let one = render(&["--set", "replicaCount=1"]).unwrap();
+    assert!(
+        of_kind(&one, "PodDisruptionBudget").is_empty(),
+        "no PDB for one replica"
+    );
+
+    let custom = render(&[
+        "--set",
+        "priorityClassName=platform-critical",
+        "--set",
+        "fullnameOverride=hipaa",
+        "--set",
+        "networkPolicy.enabled=true",
+        "-f",
+        chart()
+            .join("../../tests/helm/extra-values.yaml")
+            .to_str()
+            .unwrap(),
+    ])
+    .unwrap();
+    let d = deployment(&custom);
+    assert_eq!(d["metadata"]["name"], "hipaa");
+    let pod = &d["spec"]["template"]["spec"];
+    assert_eq!(pod["priorityClassName"], "platform-critical");
+    let env = pod["containers"][0]["env"].as_array().unwrap();
+    assert!(env.iter().any(|e| e["name"] == "HTTPS_PROXY"), "{env:?}");
+    assert_eq!(pod["volumes"][0]["name"], "ca-bundle");
+    assert_eq!(
+        pod["containers"][0]["volumeMounts"][0]["mountPath"],
+        "/etc/ssl/custom"
+    );
+    let policy = of_kind(&custom, "NetworkPolicy")[0];
+    let egress_ports: Vec<&Value> = policy["spec"]["egress"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|e| e["ports"].as_array().unwrap())
+        .map(|p| &p["port"])
+        .collect();
+    assert_eq!(
+        egress_ports,
+        [53, 53, 443, 6443]
+            .map(Value::from)
+            .iter()
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(policy["spec"]["ingress"][0]["ports"][0]["port"], "metrics");
+}

@@ -53,8 +53,8 @@ enum Command {
     /// apply, schema validation) for kubectl and the operator, until Ctrl-C. Writes a
     /// kubeconfig with a bearer token generated at start.
     Devcluster {
-        /// Address to serve on. Loopback is served over plain HTTP; any other address over
-        /// TLS with a self-signed certificate written next to the kubeconfig.
+        /// Address to serve on, always over HTTPS (loopback included) with a CA generated
+        /// at start and written into the kubeconfig.
         #[arg(
             long,
             default_value = "127.0.0.1:6443",

@@ -217,6 +217,17 @@ async fn on_moto_apply_is_ready_drift_is_remediated_within_a_resync_and_delete_l
         "the VPC in status is the one on AWS"
     );
     assert_eq!(status.common.resources.len(), 20);
+    // The pass that wrote this status logged under its trace id.
+    let trace = status
+        .common
+        .trace_id
+        .clone()
+        .expect("the status names its pass");
+    assert!(
+        op.log().contains(&format!("trace_id={trace}")),
+        "the trace id {trace} of the pass is in its log lines:\n{}",
+        op.log()
+    );
 
     // Out-of-band, with the SDK as a console user would: SSH open to the world.
     let sg = status.bastion_security_group_id.clone().unwrap();

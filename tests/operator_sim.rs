@@ -669,3 +669,45 @@ async fn a_delete_that_cannot_list_what_remains_keeps_the_finalizer_until_it_can
     op.stop().await;
     c.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pass_stamps_its_trace_id_on_its_status_write_and_its_events() {
+    let (c, _sim, op) = ready_example(Duration::from_secs(30)).await;
+    let status = network(&c).await.status.unwrap();
+    let trace = status
+        .common
+        .trace_id
+        .clone()
+        .expect("the status names its pass");
+    assert_eq!(trace.len(), 32, "a W3C trace id: {trace}");
+    let out = c
+        .kubectl_ok(&["get", "events", "-n", NS, "-o", "json"])
+        .await;
+    let list: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let notes: Vec<(String, String)> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["involvedObject"]["name"] == NAME)
+        .map(|e| {
+            let text = |f: &str| e[f].as_str().unwrap_or_default().to_string();
+            (text("reason"), text("message"))
+        })
+        .collect();
+    // The pass that made the object Ready wrote the status and the Ready event.
+    let ready = notes
+        .iter()
+        .find(|(r, _)| r == "Ready")
+        .expect("a Ready event");
+    assert!(
+        ready.1.ends_with(&format!("(trace {trace})")),
+        "{ready:?} carries {trace}"
+    );
+    // Every event names a pass.
+    assert!(
+        notes.iter().all(|(_, m)| m.contains("(trace ")),
+        "{notes:?}"
+    );
+    op.stop().await;
+    c.stop().await;
+}

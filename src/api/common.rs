@@ -132,6 +132,11 @@ pub struct CommonStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
 
+    /// The trace id of the reconcile that last changed this status: its events carry the
+    /// same id (`trace <id>` in the note) and so do its log lines (`trace_id`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
+
     /// `Ready` (everything exists and is usable), `Synced` (the last reconcile reached AWS
     /// without error), `Drifted` (observed AWS state differs from the spec) and `Compliant`
     /// (every HIPAA control passes), each with a reason, a message and the generation it

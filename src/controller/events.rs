@@ -23,9 +23,10 @@ pub fn error_reason(error: &CloudError) -> &'static str {
     }
 }
 
-/// The events API caps notes at 1 KiB: longer notes are cut at a character boundary.
+/// The events API caps notes at 1 KiB: longer notes are cut at a character boundary
+/// (leaving room for the trace id).
 fn bounded(mut note: String) -> String {
-    const MAX: usize = 1000;
+    const MAX: usize = 960;
     if note.len() > MAX {
         let mut cut = MAX;
         while !note.is_char_boundary(cut) {
@@ -47,10 +48,14 @@ pub async fn publish<K: Resource<DynamicType = ()>>(
     action: &str,
     note: String,
 ) {
+    let note = match super::current_trace_id() {
+        Some(trace) => format!("{} (trace {trace})", bounded(note)),
+        None => bounded(note),
+    };
     let event = Event {
         type_,
         reason: reason.into(),
-        note: Some(bounded(note)),
+        note: Some(note),
         action: action.into(),
         secondary: None,
     };
@@ -249,10 +254,10 @@ mod tests {
     fn notes_are_cut_to_the_events_api_limit_on_a_character_boundary() {
         // (note, expected length in bytes): each row is one side of the limit.
         let rows = [
-            ("a".repeat(1000), 1000),
-            ("a".repeat(1001), 1000 + '…'.len_utf8()),
+            ("a".repeat(960), 960),
+            ("a".repeat(961), 960 + '…'.len_utf8()),
             // A 2-byte character straddling the limit is dropped whole.
-            (format!("{}é", "a".repeat(999)), 999 + '…'.len_utf8()),
+            (format!("{}é", "a".repeat(959)), 959 + '…'.len_utf8()),
         ];
         for (note, want) in rows {
             assert_eq!(bounded(note.clone()).len(), want, "{} bytes", note.len());

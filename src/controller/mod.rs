@@ -310,9 +310,37 @@ fn trigger_hash<K: Resource>(object: &K) -> Option<u64> {
     Some(hasher.finish())
 }
 
-/// The one reconcile of every kind: hands Apply and Cleanup to the finalizer helper,
-/// times the pass and counts its result.
+tokio::task_local! {
+    /// The trace id of the reconcile this task runs.
+    static TRACE_ID: String;
+}
+
+/// The trace id of the reconcile running on this task, if any: 32 hex digits, the W3C
+/// trace-id format, stamped on the pass's span, events and status write.
+pub fn current_trace_id() -> Option<String> {
+    TRACE_ID.try_with(Clone::clone).ok()
+}
+
+/// The one reconcile of every kind: a span with a fresh trace id around it, then
+/// [`reconcile_pass`].
 async fn reconcile<K: Stack>(object: Arc<K>, ctx: Arc<Context>) -> Result<Action, Error> {
+    use tracing::Instrument;
+    let trace_id = uuid::Uuid::new_v4().simple().to_string();
+    let span = tracing::info_span!(
+        "reconcile",
+        kind = K::KIND,
+        namespace = %object.namespace().unwrap_or_default(),
+        name = %object.name_any(),
+        generation = object.meta().generation.unwrap_or_default(),
+        trace_id = %trace_id,
+    );
+    TRACE_ID
+        .scope(trace_id, reconcile_pass(object, ctx).instrument(span))
+        .await
+}
+
+/// Hands Apply and Cleanup to the finalizer helper, times the pass and counts its result.
+async fn reconcile_pass<K: Stack>(object: Arc<K>, ctx: Arc<Context>) -> Result<Action, Error> {
     let timer = ctx
         .metrics
         .reconcile_duration

@@ -82,7 +82,21 @@ pub async fn apply<K: Stack>(object: Arc<K>, ctx: &Context) -> Result<Action, Er
     pass_metrics::record(object.as_ref(), ctx, &graph, &report);
     ctx.set_managed(K::KIND, &key, Some(report.status.resources.len() as i64));
     let status = object.status_after(report.status.clone(), &outcome);
-    write_status(&api, object.as_ref(), &status).await?;
+    let written = write_status(&api, object.as_ref(), &status).await?;
+    let changes = outcome.changes().count();
+    if written || changes > 0 {
+        // One line per pass that changed AWS or the status (the span names the object
+        // and the trace id); steady passes log at debug only.
+        tracing::info!(
+            changes,
+            ready = outcome.ready,
+            drifted = report.drifted_resources,
+            errors = outcome.errors().count(),
+            "pass"
+        );
+    } else {
+        tracing::debug!(ready = outcome.ready, "pass changed nothing");
+    }
     let pass = PassEvents {
         graph: &graph,
         outcome: &outcome,
@@ -128,6 +142,7 @@ async fn wait_for_reference<K: Stack>(
     let status = K::with_common(object.status().cloned().unwrap_or_default(), common);
     write_status(api, object, &status).await?;
     if !was_waiting {
+        tracing::info!(reason = %why, "waiting for the referenced object");
         publish(
             ctx,
             object,
@@ -325,16 +340,32 @@ async fn set_ready<K: Stack>(
         message,
     );
     let status = K::with_common(object.status().cloned().unwrap_or_default(), common);
-    write_status(api, object, &status).await
+    write_status(api, object, &status).await.map(|_| ())
 }
 
 /// Writes the status through the status subresource when it changed. A JSON merge patch
 /// of the whole status, with `null` for every field the new status no longer has.
-async fn write_status<K: Stack>(api: &Api<K>, object: &K, status: &K::Status) -> Result<(), Error> {
-    if object.status() == Some(status) {
-        return Ok(());
+///
+/// The status carries the trace id of the pass that changed it: a status that differs
+/// from the stored one only by its trace id is not written.
+async fn write_status<K: Stack>(
+    api: &Api<K>,
+    object: &K,
+    status: &K::Status,
+) -> Result<bool, Error> {
+    let stamped = |trace_id: Option<String>| {
+        let mut common = K::common_status(status).clone();
+        common.trace_id = trace_id;
+        K::with_common(status.clone(), common)
+    };
+    let stored_trace = object
+        .status()
+        .and_then(|s| K::common_status(s).trace_id.clone());
+    if object.status() == Some(&stamped(stored_trace)) {
+        return Ok(false);
     }
-    let mut patch = serde_json::to_value(status).unwrap_or(Value::Null);
+    let status = stamped(super::current_trace_id());
+    let mut patch = serde_json::to_value(&status).unwrap_or(Value::Null);
     if let (Some(Value::Object(old)), Value::Object(new)) = (
         object.status().and_then(|s| serde_json::to_value(s).ok()),
         &mut patch,
@@ -349,7 +380,7 @@ async fn write_status<K: Stack>(api: &Api<K>, object: &K, status: &K::Status) ->
         &Patch::Merge(json!({ "status": patch })),
     )
     .await?;
-    Ok(())
+    Ok(true)
 }
 
 /// What compliance reads of a pass: each node's observation, or why it failed.

@@ -100,6 +100,8 @@ pub fn report(pass: Pass<'_>) -> Report {
     Report {
         status: CommonStatus {
             observed_generation: pass.generation,
+            // The status write stamps the trace id of the pass when the status changed.
+            trace_id: pass.previous.trace_id.clone(),
             conditions,
             resources,
             drift,

@@ -5,9 +5,12 @@
 //!
 //! One test function, run in order: moto's request log is shared by the whole server.
 
+mod common;
+
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
 use std::time::Duration;
+
+use common::moto;
 
 use hipaa_operator::api::HipaaNetworkSpec;
 use hipaa_operator::blueprint;
@@ -16,76 +19,16 @@ use hipaa_operator::cloud::{CallCounts, Owner, Provider};
 use hipaa_operator::engine::{self, ActionKind, Config, Engine, Mode, Records};
 
 fn moto_endpoint() -> String {
-    std::env::var("MOTO_ENDPOINT").expect("moto is required: run the tests through .ci/with-moto, which starts moto's server and sets MOTO_ENDPOINT")
+    moto::endpoint()
 }
 
-/// A plain HTTP request to moto's control API.
 fn moto_api(method: &str, path: &str) -> String {
-    let endpoint = moto_endpoint();
-    let host = endpoint.trim_start_matches("http://");
-    let mut stream = std::net::TcpStream::connect(host).expect("moto answers");
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-    // The body may be chunked.
-    if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        let mut out = String::new();
-        let mut rest = body;
-        while let Some((size, tail)) = rest.split_once("\r\n") {
-            let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-            if n == 0 {
-                break;
-            }
-            out.push_str(&tail[..n]);
-            rest = &tail[n + 2..];
-        }
-        return out;
-    }
-    body.to_string()
+    moto::api(&moto::endpoint(), method, path)
 }
 
 /// (service, operation) -> count, from moto's request log.
 fn moto_counts() -> BTreeMap<(String, String), u64> {
-    let mut counts = BTreeMap::new();
-    for line in moto_api("GET", "/moto-api/recorder/download-recording")
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-    {
-        let entry: serde_json::Value = serde_json::from_str(line).expect("a recorded request");
-        let headers = &entry["headers"];
-        let auth = headers["Authorization"].as_str().unwrap_or_default();
-        // Credential=KEY/DATE/REGION/SERVICE/aws4_request
-        let service = auth.split('/').nth(3).unwrap_or("?").to_string();
-        let operation = match headers["X-Amz-Target"].as_str() {
-            Some(target) => target.rsplit('.').next().unwrap_or(target).to_string(),
-            None => {
-                let raw = entry["body"].as_str().unwrap_or_default();
-                // moto base64-encodes bodies it does not store as text.
-                let body = if entry["body_encoded"] == serde_json::Value::Bool(true) {
-                    use base64::Engine;
-                    base64::engine::general_purpose::STANDARD
-                        .decode(raw)
-                        .unwrap_or_default()
-                } else {
-                    raw.as_bytes().to_vec()
-                };
-                form_urlencoded::parse(&body)
-                    .find(|(k, _)| k == "Action")
-                    .map(|(_, v)| v.into_owned())
-                    .unwrap_or_else(|| "?".into())
-            }
-        };
-        *counts.entry((service, operation)).or_default() += 1;
-    }
-    counts
+    moto::recorded_counts(&moto_api("GET", "/moto-api/recorder/download-recording"))
 }
 
 fn operator_counts(calls: &CallCounts) -> BTreeMap<(String, String), u64> {

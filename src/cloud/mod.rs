@@ -1,6 +1,7 @@
 //! The Provider boundary: every AWS resource kind behind the same four verbs (observe,
 //! create, update, delete), with two backends — `sim` (an in-memory AWS for the demo,
-//! tests and benchmarks) and, in a later change, `aws` (the AWS SDK).
+//! tests and benchmarks) and `aws` (the AWS SDK for Rust). Both write the audit trail of
+//! every mutating call (`audit`).
 //!
 //! The engine speaks only these types: a [`Desired`] resource (its kind's spec with
 //! references already resolved to AWS ids, and its tags) and an [`Observed`] one (what
@@ -8,6 +9,7 @@
 //! sides use one shape, drift is a field-by-field comparison of two specs.
 
 pub mod any;
+pub mod audit;
 pub mod aws;
 pub mod sim;
 

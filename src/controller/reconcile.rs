@@ -39,7 +39,7 @@ pub async fn apply<K: Stack>(object: Arc<K>, ctx: &Context) -> Result<Action, Er
         }
     };
     let cloud = ctx.clouds.get(&object.common_spec().region);
-    let engine = Engine::new(cloud, ctx.settings.engine.clone());
+    let engine = Engine::new(cloud, ctx.settings.engine.clone()).with_spec_changed(spec_changed);
     let graph = match object.blueprint(&owner, target.as_ref()) {
         Ok(graph) => graph,
         Err(e) => return refuse(object.as_ref(), &api, ctx, e.to_string()).await,

@@ -18,7 +18,8 @@ use futures::stream::{FuturesUnordered, StreamExt};
 
 use crate::blueprint::{BlueprintError, Graph, Node};
 use crate::cloud::{
-    CloudError, Desired, Kind, Lookup, Observed, Owned, Owner, Provider, State, ownership_tags,
+    CloudError, Desired, Kind, Lookup, Observed, Owned, Owner, Provider, State, audit,
+    ownership_tags,
 };
 pub use diff::FieldDrift;
 use resolve::{Outputs, resolve};
@@ -190,6 +191,9 @@ pub struct Deletion {
 pub struct Engine<P> {
     provider: P,
     config: Config,
+    /// Whether the pass applies a new generation of the spec (`Some(true)`) or keeps an
+    /// unchanged one (`Some(false)`): the reason an update gives in the audit trail.
+    spec_changed: Option<bool>,
 }
 
 /// A stable idempotency token for a node of an owner (AWS client tokens: <= 64 chars).
@@ -218,7 +222,27 @@ fn jitter(max: Duration) -> Duration {
 
 impl<P: Provider> Engine<P> {
     pub fn new(provider: P, config: Config) -> Self {
-        Self { provider, config }
+        Self {
+            provider,
+            config,
+            spec_changed: None,
+        }
+    }
+
+    /// Says whether this pass applies a changed spec: updates are then audited as
+    /// `spec-change`, else as `drift-remediation`.
+    pub fn with_spec_changed(mut self, changed: bool) -> Self {
+        self.spec_changed = Some(changed);
+        self
+    }
+
+    /// Why an update of an existing resource is made.
+    fn update_reason(&self) -> audit::Reason {
+        match self.spec_changed {
+            Some(true) => audit::Reason::SpecChange,
+            Some(false) => audit::Reason::DriftRemediation,
+            None => audit::Reason::Update,
+        }
     }
 
     pub fn provider(&self) -> &P {
@@ -249,21 +273,50 @@ impl<P: Provider> Engine<P> {
         }
     }
 
-    /// Creates (`observed` None) or updates a resource, retrying retryable errors.
+    /// Creates (`observed` None) or updates a resource, retrying retryable errors; its
+    /// calls are audited with `reason`.
     async fn mutate(
         &self,
         owner: &Owner,
         desired: Desired,
         observed: Option<Observed>,
+        reason: audit::Reason,
     ) -> (String, Result<Observed, CloudError>) {
-        let result = match &observed {
-            None => self.create(owner, &desired).await,
-            Some(observed) => {
-                self.retrying(|| self.provider.update(&desired, observed))
-                    .await
-            }
+        let context = audit::Context {
+            owner: owner.clone(),
+            node: desired.node.clone(),
+            resource_id: observed.as_ref().map(|o| o.id.clone()).unwrap_or_default(),
+            reason,
         };
+        let result = audit::within(context, async {
+            match &observed {
+                None => self.create(owner, &desired).await,
+                Some(observed) => {
+                    self.retrying(|| self.provider.update(&desired, observed))
+                        .await
+                }
+            }
+        })
+        .await;
         (desired.node, result)
+    }
+
+    /// Deletes one resource (retryable errors retried), audited with `reason`.
+    async fn delete_one(
+        &self,
+        owner: &Owner,
+        node: &str,
+        kind: Kind,
+        id: &str,
+        reason: audit::Reason,
+    ) -> Result<(), CloudError> {
+        let context = audit::Context {
+            owner: owner.clone(),
+            node: node.to_string(),
+            resource_id: id.to_string(),
+            reason,
+        };
+        audit::within(context, self.retrying(|| self.provider.delete(kind, id))).await
     }
 
     /// Creates a resource without ever making two. A create can fail after AWS made the
@@ -309,11 +362,17 @@ impl<P: Provider> Engine<P> {
     }
 
     /// Deletes resources found by tag search, one attempt each (retryable errors retried).
-    async fn delete_owned(&self, resources: &[Owned], reason: &str) -> Vec<Action> {
+    async fn delete_owned(
+        &self,
+        owner: &Owner,
+        resources: &[Owned],
+        reason: &str,
+        audited: audit::Reason,
+    ) -> Vec<Action> {
         let mut actions = Vec::new();
         for resource in resources {
             let error = self
-                .retrying(|| self.provider.delete(resource.kind, &resource.id))
+                .delete_one(owner, &resource.node, resource.kind, &resource.id, audited)
                 .await
                 .err();
             actions.push(Action {
@@ -490,11 +549,15 @@ impl<P: Provider> Engine<P> {
                     }
                     // Bounded parallelism: the node starts once a call finishes.
                     Step::Call { .. } if in_flight.len() >= self.config.parallelism => {}
-                    Step::Call { action, call } => {
+                    Step::Call {
+                        action,
+                        call,
+                        reason,
+                    } => {
                         let (desired, observed) = *call;
                         state.drift.extend(found);
                         state.actions.push(action);
-                        in_flight.push(self.mutate(owner, desired, observed));
+                        in_flight.push(self.mutate(owner, desired, observed, reason));
                     }
                 }
             }
@@ -633,6 +696,12 @@ impl<P: Provider> Engine<P> {
                 Mode::Remediate => Step::Call {
                     action,
                     call: Box::new((desired, None)),
+                    // A recorded resource that is gone was deleted behind our back.
+                    reason: if records.contains_key(key) {
+                        audit::Reason::DriftRemediation
+                    } else {
+                        audit::Reason::Create
+                    },
                 },
             };
             return (step, found);
@@ -654,6 +723,7 @@ impl<P: Provider> Engine<P> {
             Mode::Remediate => Step::Call {
                 action,
                 call: Box::new((desired, Some(observed.clone()))),
+                reason: self.update_reason(),
             },
         };
         (step, found)
@@ -687,7 +757,15 @@ impl<P: Provider> Engine<P> {
             })
             .collect();
         let actions = match mode {
-            Mode::Remediate => self.delete_owned(&orphans, "no longer in the spec").await,
+            Mode::Remediate => {
+                self.delete_owned(
+                    owner,
+                    &orphans,
+                    "no longer in the spec",
+                    audit::Reason::OrphanSweep,
+                )
+                .await
+            }
             Mode::Report => orphans
                 .iter()
                 .map(|o| Action {
@@ -790,11 +868,10 @@ impl<P: Provider> Engine<P> {
                 let kind = outputs[&key].spec.kind();
                 let id = outputs[&key].id.clone();
                 batch.push(async move {
-                    (
-                        key,
-                        kind,
-                        self.retrying(|| self.provider.delete(kind, &id)).await,
-                    )
+                    let result = self
+                        .delete_one(owner, &key, kind, &id, audit::Reason::Delete)
+                        .await;
+                    (key, kind, result)
                 });
             }
             while let Some((key, kind, result)) = batch.next().await {
@@ -835,7 +912,15 @@ impl<P: Provider> Engine<P> {
                 .filter(|o| !known.contains(o.id.as_str()))
                 .cloned()
                 .collect();
-            actions.extend(self.delete_owned(&untracked, "tagged with the owner").await);
+            actions.extend(
+                self.delete_owned(
+                    owner,
+                    &untracked,
+                    "tagged with the owner",
+                    audit::Reason::Delete,
+                )
+                .await,
+            );
             if !untracked.is_empty() {
                 match self.retrying(|| self.provider.owned(owner)).await {
                     Ok(now) => remaining = now,
@@ -980,6 +1065,8 @@ enum Step {
         action: Action,
         /// The resource as wanted, and as observed (None: create).
         call: Box<(Desired, Option<Observed>)>,
+        /// Why, for the audit trail.
+        reason: audit::Reason,
     },
 }
 

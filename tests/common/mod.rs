@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests: a devcluster per test and the real kubectl.
 #![allow(dead_code)]
 
+pub mod moto;
+
 use std::path::{Path, PathBuf};
 use std::process::Output;
 

@@ -27,10 +27,11 @@ use std::sync::{Arc, Mutex};
 
 use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_types::request_id::RequestId;
 
 use super::{
     CallCounts, CallOutcome, CloudError, Desired, Kind, Lookup, Observed, Owned, Owner, Provider,
-    TAG_NODE, TAG_OWNER,
+    TAG_NODE, TAG_OWNER, audit,
 };
 
 /// AWS in one region.
@@ -121,7 +122,8 @@ impl AwsCloud {
             .or_default() += 1;
     }
 
-    /// Counts one SDK call and classifies its error. Every SDK call goes through here.
+    /// Counts one SDK call, writes its audit line when it changes something, and
+    /// classifies its error. Every SDK call goes through here.
     pub(crate) fn done<T, E>(
         &self,
         service: &str,
@@ -129,11 +131,13 @@ impl AwsCloud {
         result: Result<T, SdkError<E, HttpResponse>>,
     ) -> Result<T, CloudError>
     where
+        T: RequestId,
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
         match result {
             Ok(value) => {
                 self.count(service, operation, CallOutcome::Ok);
+                audit::record(service, operation, CallOutcome::Ok, value.request_id());
                 Ok(value)
             }
             Err(error) => {
@@ -144,6 +148,10 @@ impl AwsCloud {
                     _ => CallOutcome::ClientError,
                 };
                 self.count(service, operation, outcome);
+                let request_id = error
+                    .request_id()
+                    .or_else(|| error.as_service_error().and_then(|e| e.meta().request_id()));
+                audit::record(service, operation, outcome, request_id);
                 Err(classified)
             }
         }

@@ -11,6 +11,9 @@ use crate::cloud::{CallOutcome, CloudError, Kind, Observed};
 
 pub(crate) type Result<T> = std::result::Result<T, CloudError>;
 
+/// Calls made by every simulated account in the process: the simulated request ids.
+static REQUESTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
 impl SimCloud {
     /// The state, settled to now. Never held across an await.
     pub(crate) fn world(&self) -> MutexGuard<'_, World> {
@@ -42,7 +45,15 @@ impl SimCloud {
             Some(error) => Err(error),
             None => op(&mut world, Instant::now()),
         };
-        world.count(service, operation, outcome(&result));
+        let outcome = outcome(&result);
+        world.count(service, operation, outcome);
+        // A request id of its own (not from the RNG, whose sequence the faults follow).
+        let request_id = format!(
+            "sim-{:012}",
+            REQUESTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
+        drop(world);
+        crate::cloud::audit::record(service, operation, outcome, Some(&request_id));
         result
     }
 

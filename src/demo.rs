@@ -295,12 +295,11 @@ async fn drift_round(
             shown_drift = true;
             for d in &drift {
                 log.line(format!(
-                    "drift found {:.1}s after the edit: {} {}: spec {} / AWS {} -> {:?}",
+                    "drift found {:.1}s after the edit: {} {}: {} -> {:?}",
                     edited.elapsed().as_secs_f64(),
                     d.resource,
                     d.field,
-                    d.desired,
-                    d.actual,
+                    d.change,
                     d.action
                 ));
             }

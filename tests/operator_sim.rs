@@ -220,6 +220,8 @@ async fn kubectl_apply_reaches_ready_drift_is_remediated_within_a_resync_and_del
     let found_after = edited.elapsed();
     assert_eq!(entry.action, DriftAction::Remediated, "{entry:?}");
     assert!(entry.actual.contains("0.0.0.0/0"), "{entry:?}");
+    // What differs, at a glance: the rule AWS has and the spec does not.
+    assert_eq!(entry.change, "+ tcp/22 from 0.0.0.0/0", "{entry:?}");
     assert!(!ssh_open(&sim, &sg), "the rule is gone from AWS");
     println!("drift found and remediated {found_after:?} after the edit (resync {resync:?})");
     let net = network(&c).await;

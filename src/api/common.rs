@@ -199,6 +199,10 @@ pub struct DriftEntry {
     pub desired: String,
     /// The observed value, rendered as text (`<absent>` when the resource is gone).
     pub actual: String,
+    /// What differs: for a list, `+ item` for what AWS has and the spec does not, `- item`
+    /// for the reverse (e.g. `+ tcp/22 from 0.0.0.0/0`); for a value, `spec X, AWS Y`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub change: String,
     /// When this drift was first observed.
     pub detected_at: Time,
     /// What the operator did about it.

@@ -233,7 +233,8 @@ impl Spec {
     }
 }
 
-fn render(value: &serde_json::Value) -> String {
+/// A JSON value as drift shows it: strings bare, objects as `key=value …`.
+pub(crate) fn render(value: &serde_json::Value) -> String {
     match value {
         serde_json::Value::String(s) => s.clone(),
         serde_json::Value::Object(map) => {

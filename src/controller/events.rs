@@ -96,12 +96,7 @@ async fn drift_detected<K: Resource<DynamicType = ()>>(ctx: &Context, object: &K
     let lines: Vec<String> = report
         .new_drift
         .iter()
-        .map(|d| {
-            format!(
-                "{} {}: spec {} / AWS {}",
-                d.resource, d.field, d.desired, d.actual
-            )
-        })
+        .map(|d| format!("{} {}: {}", d.resource, d.field, d.change))
         .collect();
     publish(
         ctx,

@@ -388,6 +388,7 @@ fn drift_entries(pass: &Pass<'_>) -> Vec<DriftEntry> {
                 field: d.field.clone(),
                 desired: d.desired.clone(),
                 actual: d.actual.clone(),
+                change: d.change.clone(),
                 detected_at,
                 action,
             }
@@ -417,6 +418,7 @@ mod tests {
             field: field.into(),
             desired: "[]".into(),
             actual: "[tcp 22 0.0.0.0/0]".into(),
+            change: "+ tcp/22 from 0.0.0.0/0".into(),
         }
     }
 

@@ -679,12 +679,7 @@ impl<P: Provider> Engine<P> {
             }
             let mut found = Vec::new();
             if records.contains_key(key) {
-                found.push(FieldDrift {
-                    node: key.clone(),
-                    field: "existence".into(),
-                    desired: "present".into(),
-                    actual: "<absent>".into(),
-                });
+                found.push(FieldDrift::value(key, "existence", "present", "<absent>"));
             }
             let action = act(node, ActionKind::Create, "does not exist");
             let step = match mode {
@@ -749,12 +744,7 @@ impl<P: Provider> Engine<P> {
             .collect();
         let drift = orphans
             .iter()
-            .map(|orphan| FieldDrift {
-                node: orphan.node.clone(),
-                field: "existence".into(),
-                desired: "<absent>".into(),
-                actual: orphan.id.clone(),
-            })
+            .map(|orphan| FieldDrift::value(&orphan.node, "existence", "<absent>", &orphan.id))
             .collect();
         let actions = match mode {
             Mode::Remediate => {

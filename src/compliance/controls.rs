@@ -18,6 +18,8 @@ pub struct Control {
     pub prowler: &'static str,
     /// The equivalent AWS Config managed rule, `""` when it has none.
     pub aws_config: &'static str,
+    /// What the operator does so that the row passes.
+    pub operator: &'static str,
 }
 
 /// Every row of the control table, in order.
@@ -28,6 +30,7 @@ pub const CONTROLS: &[Control] = &[
         control: "flow logs enabled (ALL traffic) to an encrypted log group",
         citation: "45 CFR 164.312(b)",
         prowler: "vpc_flow_logs_enabled",
+        operator: "creates a flow log of ALL traffic to a KMS-encrypted log group, with a role allowed only to write it",
         aws_config: "vpc-flow-logs-enabled",
     },
     Control {
@@ -36,6 +39,7 @@ pub const CONTROLS: &[Control] = &[
         control: "no 0.0.0.0/0 route to the internet gateway (egress only via NAT)",
         citation: "45 CFR 164.312(e)(1)",
         prowler: "",
+        operator: "routes private subnets' 0.0.0.0/0 only to a NAT gateway; an internet-gateway route added there is drift and removed",
         aws_config: "no-unrestricted-route-to-igw",
     },
     Control {
@@ -44,6 +48,7 @@ pub const CONTROLS: &[Control] = &[
         control: "MapPublicIpOnLaunch = false",
         citation: "45 CFR 164.312(a)(1)",
         prowler: "vpc_subnet_no_public_ip_by_default",
+        operator: "creates private subnets without public IPs on launch; turning it on is drift and reverted",
         aws_config: "subnet-auto-assign-public-ip-disabled",
     },
     Control {
@@ -52,6 +57,7 @@ pub const CONTROLS: &[Control] = &[
         control: "no 0.0.0.0/0 or ::/0 ingress to 22 or 3389",
         citation: "45 CFR 164.312(e)(1)",
         prowler: "ec2_securitygroup_allow_ingress_from_internet_to_tcp_port_22",
+        operator: "refuses 0.0.0.0/0 and ::/0 SSH CIDRs at admission; a world-open rule added on AWS is drift and revoked",
         aws_config: "restricted-ssh",
     },
     Control {
@@ -60,6 +66,7 @@ pub const CONTROLS: &[Control] = &[
         control: "no rules",
         citation: "45 CFR 164.312(e)(1)",
         prowler: "ec2_securitygroup_default_restrict_traffic",
+        operator: "revokes every rule of the VPC's default security group, and again whenever one reappears",
         aws_config: "vpc-default-security-group-closed",
     },
     Control {
@@ -68,6 +75,7 @@ pub const CONTROLS: &[Control] = &[
         control: "bastion 22 only from declared CIDRs; app only from the NLB/VPC CIDR; RDS only from app and bastion SGs",
         citation: "45 CFR 164.312(a)(1)",
         prowler: "ec2_securitygroup_allow_ingress_from_internet_to_all_ports",
+        operator: "gives each tier only its declared sources (bastion: declared CIDRs; app: VPC CIDR; database: app and bastion groups)",
         aws_config: "vpc-sg-open-only-to-authorized-ports",
     },
     Control {
@@ -76,6 +84,7 @@ pub const CONTROLS: &[Control] = &[
         control: "IMDSv2 required (HttpTokens=required)",
         citation: "45 CFR 164.312(a)(1)",
         prowler: "ec2_instance_imdsv2_enabled",
+        operator: "launches instances with HttpTokens=required; a change is drift and reverted",
         aws_config: "ec2-imdsv2-check",
     },
     Control {
@@ -84,6 +93,7 @@ pub const CONTROLS: &[Control] = &[
         control: "EBS volumes encrypted",
         citation: "45 CFR 164.312(a)(2)(iv)",
         prowler: "ec2_ebs_volume_encryption",
+        operator: "encrypts root volumes with the stack's KMS key",
         aws_config: "encrypted-volumes",
     },
     Control {
@@ -92,6 +102,7 @@ pub const CONTROLS: &[Control] = &[
         control: "no public IP",
         citation: "45 CFR 164.312(a)(1)",
         prowler: "ec2_instance_public_ip",
+        operator: "launches application instances without a public IP in private subnets",
         aws_config: "ec2-instance-no-public-ip",
     },
     Control {
@@ -100,6 +111,7 @@ pub const CONTROLS: &[Control] = &[
         control: "internal scheme",
         citation: "45 CFR 164.312(e)(1)",
         prowler: "elbv2_internet_facing",
+        operator: "creates the load balancer with the internal scheme",
         aws_config: "",
     },
     Control {
@@ -108,6 +120,7 @@ pub const CONTROLS: &[Control] = &[
         control: "deletion protection",
         citation: "45 CFR 164.308(a)(7)(i)",
         prowler: "elbv2_deletion_protection",
+        operator: "turns deletion protection on, off only just before its own delete",
         aws_config: "elb-deletion-protection-enabled",
     },
     Control {
@@ -116,6 +129,7 @@ pub const CONTROLS: &[Control] = &[
         control: "execution logging on, data trace off",
         citation: "45 CFR 164.312(b)",
         prowler: "apigateway_restapi_logging_enabled",
+        operator: "enables execution logging (ERROR/INFO) with data trace off on the stage",
         aws_config: "api-gw-execution-logging-enabled",
     },
     Control {
@@ -124,6 +138,7 @@ pub const CONTROLS: &[Control] = &[
         control: "access logging to an encrypted log group",
         citation: "45 CFR 164.312(b)",
         prowler: "",
+        operator: "sends access logs to a KMS-encrypted log group",
         aws_config: "",
     },
     Control {
@@ -132,6 +147,7 @@ pub const CONTROLS: &[Control] = &[
         control: "X-Ray tracing",
         citation: "45 CFR 164.312(b)",
         prowler: "apigateway_restapi_tracing_enabled",
+        operator: "enables X-Ray tracing on the stage",
         aws_config: "api-gw-xray-enabled",
     },
     Control {
@@ -140,6 +156,7 @@ pub const CONTROLS: &[Control] = &[
         control: "cache, if on, encrypted",
         citation: "45 CFR 164.312(a)(2)(iv)",
         prowler: "apigateway_restapi_cache_encrypted",
+        operator: "encrypts the stage cache when the spec turns it on",
         aws_config: "api-gw-cache-enabled-and-encrypted",
     },
     Control {
@@ -148,6 +165,7 @@ pub const CONTROLS: &[Control] = &[
         control: "viewers https-only or redirect-to-https",
         citation: "45 CFR 164.312(e)(1)",
         prowler: "cloudfront_distributions_https_enabled",
+        operator: "accepts only redirect-to-https or https-only viewer policies (schema enum)",
         aws_config: "cloudfront-viewer-policy-https",
     },
     Control {
@@ -156,6 +174,7 @@ pub const CONTROLS: &[Control] = &[
         control: "minimum viewer TLS TLSv1.2_2021 or newer, ACM certificate, SNI",
         citation: "45 CFR 164.312(e)(1)",
         prowler: "",
+        operator: "sets the ACM certificate, SNI and TLSv1.2_2021 or the spec's newer minimum",
         aws_config: "cloudfront-security-policy-check",
     },
     Control {
@@ -164,6 +183,7 @@ pub const CONTROLS: &[Control] = &[
         control: "origins https-only, no SSLv3/TLS1.0/1.1",
         citation: "45 CFR 164.312(e)(1)",
         prowler: "cloudfront_distributions_using_deprecated_ssl_protocols",
+        operator: "sends to origins over HTTPS only with TLSv1.2",
         aws_config: "cloudfront-no-deprecated-ssl-protocols",
     },
     Control {
@@ -172,6 +192,7 @@ pub const CONTROLS: &[Control] = &[
         control: "access logging",
         citation: "45 CFR 164.312(b)",
         prowler: "cloudfront_distributions_logging_enabled",
+        operator: "enables access logging to the log bucket",
         aws_config: "cloudfront-accesslogs-enabled",
     },
     Control {
@@ -180,6 +201,7 @@ pub const CONTROLS: &[Control] = &[
         control: "S3 origin through origin access control",
         citation: "45 CFR 164.312(a)(1)",
         prowler: "cloudfront_distributions_s3_origin_access_control",
+        operator: "reads the S3 origin through an origin access control, the bucket policy scoped to the distribution",
         aws_config: "cloudfront-s3-origin-access-control-enabled",
     },
     Control {
@@ -188,6 +210,7 @@ pub const CONTROLS: &[Control] = &[
         control: "issued, not expiring within 30 days",
         citation: "45 CFR 164.312(e)(1)",
         prowler: "acm_certificates_expiration_check",
+        operator: "requests the certificate with DNS validation and writes the validation records; reports expiry within 30 days",
         aws_config: "acm-certificate-expiration-check",
     },
     Control {
@@ -196,6 +219,7 @@ pub const CONTROLS: &[Control] = &[
         control: "block public access (all four), ACLs disabled",
         citation: "45 CFR 164.312(a)(1)",
         prowler: "s3_bucket_level_public_access_block",
+        operator: "blocks all four public access settings and enforces bucket-owner object ownership (ACLs disabled)",
         aws_config: "s3-bucket-level-public-access-prohibited",
     },
     Control {
@@ -204,6 +228,7 @@ pub const CONTROLS: &[Control] = &[
         control: "default encryption SSE-KMS",
         citation: "45 CFR 164.312(a)(2)(iv)",
         prowler: "s3_bucket_kms_encryption",
+        operator: "sets default encryption SSE-KMS with a customer key and bucket keys",
         aws_config: "s3-default-encryption-kms",
     },
     Control {
@@ -212,6 +237,7 @@ pub const CONTROLS: &[Control] = &[
         control: "versioning",
         citation: "45 CFR 164.308(a)(7)(ii)(A)",
         prowler: "s3_bucket_object_versioning",
+        operator: "enables versioning",
         aws_config: "s3-bucket-versioning-enabled",
     },
     Control {
@@ -220,6 +246,7 @@ pub const CONTROLS: &[Control] = &[
         control: "server access logging",
         citation: "45 CFR 164.312(b)",
         prowler: "s3_bucket_server_access_logging_enabled",
+        operator: "enables server access logging to the log bucket",
         aws_config: "s3-bucket-logging-enabled",
     },
     Control {
@@ -228,6 +255,7 @@ pub const CONTROLS: &[Control] = &[
         control: "policy denies aws:SecureTransport=false",
         citation: "45 CFR 164.312(e)(1)",
         prowler: "s3_bucket_secure_transport_policy",
+        operator: "writes a bucket policy denying requests without TLS",
         aws_config: "s3-bucket-ssl-requests-only",
     },
     Control {
@@ -236,6 +264,7 @@ pub const CONTROLS: &[Control] = &[
         control: "query logging",
         citation: "45 CFR 164.312(b)",
         prowler: "route53_public_hosted_zones_cloudwatch_logging_enabled",
+        operator: "enables DNS query logging for a zone it creates, with the resource policy Route53 needs",
         aws_config: "",
     },
     Control {
@@ -244,6 +273,7 @@ pub const CONTROLS: &[Control] = &[
         control: "storage encrypted with a customer KMS key",
         citation: "45 CFR 164.312(a)(2)(iv)",
         prowler: "rds_instance_storage_encrypted",
+        operator: "creates the instance encrypted with the stack's customer KMS key",
         aws_config: "rds-storage-encrypted",
     },
     Control {
@@ -252,6 +282,7 @@ pub const CONTROLS: &[Control] = &[
         control: "not publicly accessible",
         citation: "45 CFR 164.312(a)(1)",
         prowler: "rds_instance_no_public_access",
+        operator: "creates the instance not publicly accessible, in private subnets",
         aws_config: "rds-instance-public-access-check",
     },
     Control {
@@ -260,6 +291,7 @@ pub const CONTROLS: &[Control] = &[
         control: "backup retention >= 7 days",
         citation: "45 CFR 164.308(a)(7)(ii)(A)",
         prowler: "rds_instance_backup_enabled (tests > 0 only)",
+        operator: "keeps backup retention between 7 and 35 days (schema bounds)",
         aws_config: "db-instance-backup-enabled",
     },
     Control {
@@ -268,6 +300,7 @@ pub const CONTROLS: &[Control] = &[
         control: "Multi-AZ",
         citation: "45 CFR 164.308(a)(7)(i)",
         prowler: "rds_instance_multi_az",
+        operator: "creates the instance Multi-AZ, always",
         aws_config: "rds-multi-az-support",
     },
     Control {
@@ -276,6 +309,7 @@ pub const CONTROLS: &[Control] = &[
         control: "deletion protection",
         citation: "45 CFR 164.308(a)(7)(i)",
         prowler: "rds_instance_deletion_protection",
+        operator: "turns deletion protection on, off only just before its own delete",
         aws_config: "rds-instance-deletion-protection-enabled",
     },
     Control {
@@ -284,6 +318,7 @@ pub const CONTROLS: &[Control] = &[
         control: "TLS forced (rds.force_ssl=1 / require_secure_transport=1)",
         citation: "45 CFR 164.312(e)(1)",
         prowler: "rds_instance_transport_encrypted",
+        operator: "uses a parameter group forcing TLS (rds.force_ssl / require_secure_transport)",
         aws_config: "",
     },
     Control {
@@ -292,6 +327,7 @@ pub const CONTROLS: &[Control] = &[
         control: "log exports to CloudWatch, auto minor version upgrade, IAM auth",
         citation: "45 CFR 164.312(b)",
         prowler: "rds_instance_integration_cloudwatch_logs",
+        operator: "exports database logs to CloudWatch, turns on auto minor version upgrade and IAM authentication",
         aws_config: "rds-logging-enabled",
     },
     Control {
@@ -300,6 +336,7 @@ pub const CONTROLS: &[Control] = &[
         control: "in VPC private subnets",
         citation: "45 CFR 164.312(a)(1)",
         prowler: "awslambda_function_inside_vpc",
+        operator: "runs functions in the network's private subnets with a no-ingress security group",
         aws_config: "lambda-inside-vpc",
     },
     Control {
@@ -308,6 +345,7 @@ pub const CONTROLS: &[Control] = &[
         control: "environment encrypted with a customer KMS key, no secrets in variables",
         citation: "45 CFR 164.312(a)(2)(iv)",
         prowler: "awslambda_function_env_vars_not_encrypted_with_cmk",
+        operator: "encrypts function environments with the stack's key; secret-looking variable names are refused at admission",
         aws_config: "",
     },
     Control {
@@ -316,6 +354,7 @@ pub const CONTROLS: &[Control] = &[
         control: "not public, no public function URL",
         citation: "45 CFR 164.312(a)(1)",
         prowler: "awslambda_function_not_publicly_accessible",
+        operator: "grants no public invoke permission and creates no function URL",
         aws_config: "lambda-function-public-access-prohibited",
     },
     Control {
@@ -324,6 +363,7 @@ pub const CONTROLS: &[Control] = &[
         control: "reserved concurrency set, tracing active",
         citation: "45 CFR 164.312(b)",
         prowler: "",
+        operator: "sets reserved concurrency and active X-Ray tracing",
         aws_config: "lambda-concurrency-check",
     },
     Control {
@@ -332,6 +372,7 @@ pub const CONTROLS: &[Control] = &[
         control: "SSE with a customer KMS key, not public",
         citation: "45 CFR 164.312(a)(2)(iv)",
         prowler: "sns_topics_kms_encryption_at_rest_enabled",
+        operator: "encrypts the topic with the stack's key; its policy admits only the account's principals",
         aws_config: "sns-encrypted-kms",
     },
     Control {
@@ -340,6 +381,7 @@ pub const CONTROLS: &[Control] = &[
         control: "SSE with a customer KMS key, not public",
         citation: "45 CFR 164.312(a)(2)(iv)",
         prowler: "sqs_queues_server_side_encryption_enabled",
+        operator: "encrypts both queues with the stack's key; the queue policy lets only the topic send",
         aws_config: "",
     },
     Control {
@@ -348,6 +390,7 @@ pub const CONTROLS: &[Control] = &[
         control: "redrive policy to a dead-letter queue",
         citation: "45 CFR 164.308(a)(7)(ii)(B)",
         prowler: "",
+        operator: "sets a redrive policy to the dead-letter queue after maxReceiveCount receives",
         aws_config: "",
     },
     Control {
@@ -356,6 +399,7 @@ pub const CONTROLS: &[Control] = &[
         control: "point-in-time recovery",
         citation: "45 CFR 164.308(a)(7)(ii)(A)",
         prowler: "dynamodb_tables_pitr_enabled",
+        operator: "enables point-in-time recovery",
         aws_config: "dynamodb-pitr-enabled",
     },
     Control {
@@ -364,6 +408,7 @@ pub const CONTROLS: &[Control] = &[
         control: "SSE with a customer KMS key",
         citation: "45 CFR 164.312(a)(2)(iv)",
         prowler: "dynamodb_tables_kms_cmk_encryption_enabled",
+        operator: "encrypts the table with the stack's customer KMS key",
         aws_config: "dynamodb-table-encrypted-kms",
     },
     Control {
@@ -372,6 +417,7 @@ pub const CONTROLS: &[Control] = &[
         control: "deletion protection",
         citation: "45 CFR 164.308(a)(7)(i)",
         prowler: "dynamodb_table_deletion_protection_enabled",
+        operator: "turns deletion protection on",
         aws_config: "dynamodb-table-deletion-protection-enabled",
     },
     Control {
@@ -380,6 +426,7 @@ pub const CONTROLS: &[Control] = &[
         control: "rotation enabled, not pending deletion",
         citation: "45 CFR 164.312(a)(2)(iv)",
         prowler: "kms_cmk_rotation_enabled",
+        operator: "creates one customer key per stack with rotation on (or uses the key the spec names)",
         aws_config: "cmk-backing-key-rotation-enabled",
     },
     Control {
@@ -388,6 +435,7 @@ pub const CONTROLS: &[Control] = &[
         control: "retention set (>= 365 days by default, configurable) and KMS-encrypted",
         citation: "45 CFR 164.312(b)",
         prowler: "cloudwatch_log_group_retention_policy_specific_days_enabled",
+        operator: "sets retention (365 days by default, never below the operator's floor) and the stack's KMS key on every log group",
         aws_config: "cw-loggroup-retention-period-check",
     },
 ];
@@ -418,21 +466,24 @@ pub fn render_markdown(reported_by: impl Fn(&str) -> Option<&'static str>) -> St
          whose resource could not be observed (the API was unavailable or denied) is \
          `Unknown`, never `Passed`. Citations are to the HIPAA Security Rule, 45 CFR \
          Part 164; the prowler and AWS Config columns name the equivalent public checks \
-         so auditors can cross-reference.\n\
+         so auditors can cross-reference. Rows marked *kind not reconciled yet* say what the \
+         operator will do once that kind's controller lands; today it neither builds nor \
+         reports them.\n\
          \n\
-         | id | resource | control | citation | prowler check | AWS Config rule | reported by |\n\
-         |---|---|---|---|---|---|---|\n",
+         | id | resource | control | what the operator does | citation | prowler check | AWS Config rule | reported by |\n\
+         |---|---|---|---|---|---|---|---|\n",
     );
     for c in CONTROLS {
         out.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {} |\n",
             c.id,
             cell(c.resource),
             cell(c.control),
+            cell(c.operator),
             c.citation,
             cell(c.prowler),
             cell(c.aws_config),
-            reported_by(c.id).unwrap_or("– (kind not reconciled yet)"),
+            reported_by(c.id).unwrap_or("– (*kind not reconciled yet*)"),
         ));
     }
     out
@@ -461,6 +512,30 @@ mod tests {
             committed == rendered,
             "docs/hipaa-controls.md is stale: run UPDATE_DOCS=1 cargo test --lib the_controls_document_is_current"
         );
+    }
+
+    #[test]
+    fn every_control_id_the_code_reports_is_in_the_table() {
+        for id in crate::compliance::NETWORK_CONTROLS {
+            assert!(
+                CONTROLS.iter().any(|c| c.id == id),
+                "{id} is not documented"
+            );
+        }
+        // Every id a compliance module names in a row.
+        let sources = [include_str!("network.rs")];
+        for source in sources {
+            for (at, _) in source.match_indices("Row::new(\"") {
+                let id: String = source[at + 10..]
+                    .chars()
+                    .take_while(|c| *c != '"')
+                    .collect();
+                assert!(
+                    CONTROLS.iter().any(|c| c.id == id),
+                    "{id} is not documented"
+                );
+            }
+        }
     }
 
     #[test]

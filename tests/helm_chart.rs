@@ -731,3 +731,100 @@ fn replicas_spread_and_survive_drains_and_the_optional_parts_render_when_asked()
     );
     assert_eq!(policy["spec"]["ingress"][0]["ports"][0]["port"], "metrics");
 }
+
+/// The words of the first `helm install` command in a Markdown file, as the shell splits
+/// them (continuation lines joined, quotes removed).
+fn helm_install_words(markdown: &str) -> Vec<String> {
+    let joined = markdown.replace("\\\n", " ");
+    let line = joined
+        .lines()
+        .find(|l| l.trim_start().starts_with("helm install "))
+        .expect("a helm install command");
+    let out = Command::new("sh")
+        .args([
+            "-c",
+            &format!("for w in {}; do printf '%s\\n' \"$w\"; done", line.trim()),
+        ])
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect()
+}
+
+#[test]
+fn the_readmes_helm_install_commands_render_as_written() {
+    for file in ["README.md", "charts/hipaa-operator/README.md"] {
+        let text =
+            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(file)).unwrap();
+        let words = helm_install_words(&text);
+        assert_eq!(&words[..2], ["helm", "install"], "{file}");
+        assert_eq!(words[3], "charts/hipaa-operator", "{file}");
+        // `helm install NAME CHART -n NS [--create-namespace] --set k=v ...` as
+        // helm-template's flags (it renders what `helm install` would apply).
+        let mut args: Vec<String> = vec!["--name".into(), words[2].clone()];
+        let mut rest = words[4..].iter();
+        while let Some(word) = rest.next() {
+            match word.as_str() {
+                "-n" | "--namespace" => {
+                    args.push("--namespace".into());
+                    args.push(rest.next().unwrap().clone());
+                }
+                "--create-namespace" => {}
+                "--set" => {
+                    args.push("--set".into());
+                    args.push(rest.next().unwrap().clone());
+                }
+                other => panic!("{file}: flag {other} is not rendered by this test"),
+            }
+        }
+        let out = Command::new(helm_template())
+            .args(&args)
+            .arg(chart())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{file}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let docs = documents(&String::from_utf8_lossy(&out.stdout));
+        let d = deployment(&docs);
+        assert_eq!(d["metadata"]["namespace"], "hipaa-system", "{file}");
+        let image = d["spec"]["template"]["spec"]["containers"][0]["image"]
+            .as_str()
+            .unwrap();
+        assert_eq!(image, "registry.example.com/hipaa-operator:0.1.0", "{file}");
+        let account = of_kind(&docs, "ServiceAccount")[0];
+        assert_eq!(
+            account["metadata"]["annotations"]["eks.amazonaws.com/role-arn"],
+            "arn:aws:iam::123456789012:role/hipaa-operator",
+            "{file}"
+        );
+        // What it sets is valid against the chart's schema, as Helm checks.
+        let sets: Vec<(String, Value)> = args
+            .chunks(2)
+            .filter(|pair| pair[0] == "--set")
+            .map(|pair| {
+                let (path, value) = pair[1].split_once('=').unwrap();
+                (path.to_string(), Value::String(value.to_string()))
+            })
+            .filter(|(path, _)| !path.contains('\\'))
+            .map(|(path, value)| {
+                let value = match value.as_str() {
+                    Some("true") => Value::Bool(true),
+                    _ => value,
+                };
+                (path, value)
+            })
+            .collect();
+        let sets: Vec<(&str, Value)> = sets.iter().map(|(p, v)| (p.as_str(), v.clone())).collect();
+        assert_eq!(
+            schema_errors(&values_with(&sets)),
+            Vec::<String>::new(),
+            "{file}"
+        );
+    }
+}

@@ -3,7 +3,8 @@
 //! user would) found and remediated, and delete with nothing tagged left. AWS calls are
 //! counted twice, by the operator and from moto's own request log, and must agree.
 //!
-//! One test function, run in order: moto's request log is shared by the whole server.
+//! One test function, run in order: moto's request log is shared by the whole server, so
+//! it holds moto alone (`common::moto_alone`) while the other tests wait.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -14,6 +15,8 @@ use hipaa_operator::blueprint;
 use hipaa_operator::cloud::aws::{AwsCloud, sdk_config};
 use hipaa_operator::cloud::{CallCounts, Owner, Provider};
 use hipaa_operator::engine::{self, ActionKind, Config, Engine, Mode, Records};
+
+use crate::common;
 
 fn moto_endpoint() -> String {
     std::env::var("MOTO_ENDPOINT").expect("moto is required: run the tests through .ci/with-moto, which starts moto's server and sets MOTO_ENDPOINT")
@@ -121,6 +124,7 @@ fn spec() -> HipaaNetworkSpec {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_network_on_moto_converges_drifts_back_and_deletes_with_matching_call_counts() {
+    let _moto = common::moto_alone().await;
     let endpoint = moto_endpoint();
     let owner = Owner {
         namespace: "moto".into(),

@@ -8,7 +8,8 @@ pub mod compliance;
 pub mod controller;
 pub mod daemon;
 pub mod demo;
-pub mod devcluster;
+/// The embedded Kubernetes API server (crate `hipaa-devcluster`), for the demo and tests.
+pub use hipaa_devcluster as devcluster;
 pub mod engine;
 pub mod plan;
 pub mod telemetry;

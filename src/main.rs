@@ -189,8 +189,9 @@ enum PlanFormat {
 
 fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
-    // The Kubernetes client and the AWS SDK both use rustls; both crypto backends are
-    // compiled in, so name the process-wide one (ring, as the devcluster uses).
+    // The Kubernetes client, the devcluster and the AWS SDK all use rustls on ring (the
+    // only crypto backend compiled in); name it as the process-wide one all the same, so
+    // a dependency enabling another backend cannot leave rustls without a default.
     let _ = rustls::crypto::ring::default_provider().install_default();
     match cli.command {
         Command::Devcluster {

@@ -12,7 +12,9 @@ pub mod manifests;
 pub mod network;
 #[allow(clippy::duplicated_attributes)]
 pub mod payment;
-pub mod validation;
+/// A CRD's schema applied as the API server does (defaults, structural, CEL); it lives in
+/// the devcluster's crate, which enforces the same schemas.
+pub use hipaa_devcluster::validation;
 
 pub use backend::*;
 pub use common::*;

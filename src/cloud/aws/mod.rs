@@ -6,7 +6,8 @@
 //! Clients come from aws-config's default chain (environment, web identity / IRSA,
 //! profile); the endpoint can be overridden (`AWS_ENDPOINT_URL`, or `--aws-endpoint-url`)
 //! to reach moto's server in tests. The SDK's own retry is adaptive with 3 attempts; the
-//! engine classifies what still fails.
+//! engine classifies what still fails. HTTPS is rustls on ring with the native root
+//! certificates ([`https_client`]).
 
 mod default_sg;
 mod eip;
@@ -26,7 +27,9 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
+use aws_smithy_runtime_api::client::http::{HttpConnectorSettings, SharedHttpClient};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_types::request_id::RequestId;
 
 use super::{
@@ -72,16 +75,48 @@ where
     }
 }
 
-/// Loads the shared SDK configuration: default credential chain, adaptive retries, and
-/// `endpoint_url` (else `AWS_ENDPOINT_URL`, which aws-config reads itself) when given.
+/// Loads the shared SDK configuration: our HTTPS client ([`https_client`]), default
+/// credential chain, adaptive retries, and `endpoint_url` (else `AWS_ENDPOINT_URL`, which
+/// aws-config reads itself) when given.
 pub async fn sdk_config(region: &str, endpoint_url: Option<&str>) -> aws_config::SdkConfig {
     let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(https_client())
         .region(aws_config::Region::new(region.to_string()))
         .retry_config(aws_config::retry::RetryConfig::adaptive().with_max_attempts(3));
     if let Some(url) = endpoint_url {
         loader = loader.endpoint_url(url);
     }
     loader.load().await
+}
+
+/// The HTTP client of every SDK client and credential provider: hyper with rustls on
+/// *ring* (the crypto the kube client and the devcluster use already), trusting the
+/// platform's native root certificates (`rustls-native-certs`: the system store, or
+/// `SSL_CERT_FILE`), with `HTTPS_PROXY`/`NO_PROXY` honoured. It is what the SDK's
+/// `default-https-client` feature builds, except for the crypto: that feature pulls in
+/// aws-lc-rs, a large C build. Plain `http://` endpoints (moto in the tests) work too.
+pub fn https_client() -> SharedHttpClient {
+    // `build_with_connector_fn` is how aws-smithy-runtime builds its default client; the
+    // public `build_https` would drop the proxy settings.
+    aws_smithy_http_client::Builder::new().build_with_connector_fn(connector)
+}
+
+/// One connector for the given timeouts, as the SDK's default client makes it.
+fn connector(
+    settings: Option<&HttpConnectorSettings>,
+    components: Option<&RuntimeComponents>,
+) -> aws_smithy_http_client::Connector {
+    let mut builder = aws_smithy_http_client::Connector::builder().tls_provider(
+        aws_smithy_http_client::tls::Provider::Rustls(
+            aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
+        ),
+    );
+    builder.set_connector_settings(settings.cloned());
+    if let Some(components) = components {
+        builder.set_sleep_impl(components.sleep_impl());
+    }
+    builder.set_proxy_config(Some(aws_smithy_http_client::proxy::ProxyConfig::from_env()));
+    builder.build()
 }
 
 impl AwsCloud {
@@ -435,6 +470,24 @@ impl Provider for AwsCloud {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// No network: the connector is what the first request builds (rustls on ring with
+    /// the native roots loaded), and the loaded SDK configuration carries our client (the
+    /// SDK has no default one: its `default-https-client` feature is off).
+    #[tokio::test]
+    async fn the_sdk_config_carries_the_rustls_ring_https_client() {
+        let _connector = connector(Some(&HttpConnectorSettings::default()), None);
+        let config = sdk_config("us-east-1", None).await;
+        assert!(
+            config.http_client().is_some(),
+            "the SDK config has an HTTP client"
+        );
+        let ec2 = aws_sdk_ec2::config::Builder::from(&config).build();
+        assert!(
+            ec2.http_client().is_some(),
+            "service clients inherit the HTTP client"
+        );
+    }
 
     /// moto answers every Describe in one page, so the page walk is checked here with
     /// pages made up in memory (the only stand-in in this module).

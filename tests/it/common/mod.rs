@@ -1,5 +1,5 @@
-//! Helpers shared by the integration tests: a devcluster per test and the real kubectl.
-#![allow(dead_code)]
+//! Helpers shared by the integration tests: a devcluster per test, the real kubectl, and
+//! turns at moto's server.
 
 pub mod moto;
 
@@ -165,4 +165,25 @@ where
         );
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
+}
+
+/// moto's server is one AWS account with one request log for the whole test binary.
+/// `aws_network` compares the operator's call counts with that log, so it holds moto
+/// alone; every other test that calls moto shares it. (When each test file was its own
+/// binary, cargo ran them one after another, and the log saw one file's calls at a time.)
+static MOTO: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
+
+/// A turn at moto shared with the other tests that only call it. Hold it for the whole
+/// test, declared first so it is released last (after any operator process is killed).
+pub async fn moto_shared() -> tokio::sync::RwLockReadGuard<'static, ()> {
+    MOTO.read().await
+}
+
+/// moto alone: no other test calls it until the guard is dropped. Waits a second after
+/// the last sharing test ended, so that requests an operator process had sent before it
+/// was killed have landed in the log before the caller resets it.
+pub async fn moto_alone() -> tokio::sync::RwLockWriteGuard<'static, ()> {
+    let guard = MOTO.write().await;
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    guard
 }

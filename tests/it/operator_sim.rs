@@ -2,7 +2,7 @@
 //! through the real kubectl, driving the simulated AWS. Each test has its own devcluster,
 //! simulated account and operator.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

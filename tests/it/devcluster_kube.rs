@@ -1,7 +1,7 @@
 //! kube-rs against the devcluster: watches, reflectors, optimistic concurrency and
 //! persistence, as the operator's controllers will rely on them.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -7,11 +7,9 @@
 //! security group in the referenced network's VPC), run by the operator's generic
 //! controller like any hipaa.dev kind.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::{Cluster, eventually, repo};
+use crate::common::{Cluster, eventually, repo};
 use hipaa_operator::api::{CommonSpec, CommonStatus, ComplianceEntry, HipaaNetwork, LocalRef};
 use hipaa_operator::blueprint::network::resource_name;
 use hipaa_operator::blueprint::{BlueprintError, Graph, Node};

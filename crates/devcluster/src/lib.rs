@@ -10,6 +10,10 @@
 //! Caveats: one process, one lock (simple and strictly ordered, not a scale-out store);
 //! JSON and YAML only (no protobuf or CBOR); authentication is one bearer token, with no
 //! authorization beyond it.
+//!
+//! It knows nothing of hipaa.dev: the operator's crate re-exports it as
+//! `hipaa_operator::devcluster`, and [`validation`] (a CRD schema applied as the API
+//! server does) as `hipaa_operator::api::validation`.
 
 pub mod apimachinery;
 mod events;
@@ -22,6 +26,7 @@ mod server;
 mod status;
 mod store;
 mod table;
+pub mod validation;
 mod writes;
 
 use std::net::SocketAddr;

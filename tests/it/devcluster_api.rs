@@ -3,7 +3,7 @@
 //! garbage collection), status subresource and generation, CRD lifecycle, field
 //! validation, and bad input answered with the real server's codes and nothing stored.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

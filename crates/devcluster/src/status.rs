@@ -5,7 +5,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use crate::api::validation::{FieldError, FieldErrorType};
+use crate::validation::{FieldError, FieldErrorType};
 
 use super::registry::ResourceType;
 

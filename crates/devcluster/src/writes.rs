@@ -13,7 +13,7 @@ use super::managed_fields;
 use super::registry::{ResourceType, Special};
 use super::status::ApiError;
 use super::store::State;
-use crate::api::validation::{FieldError, FieldErrorType};
+use crate::validation::{FieldError, FieldErrorType};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Operation {

@@ -17,6 +17,8 @@ use hipaa_operator::cloud::{
 };
 use hipaa_operator::engine::diff::diff;
 
+use crate::common;
+
 fn owner(backend: &str) -> Owner {
     Owner {
         kind: "HipaaNetwork".into(),
@@ -526,6 +528,7 @@ pub fn moto_endpoint() -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn contract_on_moto() {
+    let _moto = common::moto_shared().await;
     let config = sdk_config("us-east-1", Some(&moto_endpoint())).await;
     contract(AwsCloud::new(&config, "us-east-1"), "moto", MOTO).await;
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
-use crate::api::validation::SchemaValidator;
+use crate::validation::SchemaValidator;
 
 /// What a resource type needs special handling for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

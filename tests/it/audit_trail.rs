@@ -4,15 +4,13 @@
 //! one audit line naming the custom resource, the operation and the reason, and no audit
 //! line lacks its request: the counts are equal, operation by operation.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::process::Stdio;
 use std::time::Duration;
 
+use crate::common::moto::PrivateMoto;
+use crate::common::{Cluster, eventually, repo};
 use aws_sdk_ec2::types::{IpPermission, IpRange};
-use common::moto::PrivateMoto;
-use common::{Cluster, eventually, repo};
 use hipaa_operator::api::HipaaNetwork;
 use hipaa_operator::cloud::audit::is_mutating;
 use hipaa_operator::cloud::aws::sdk_config;

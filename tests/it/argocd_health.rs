@@ -6,12 +6,10 @@
 //!
 //! `UPDATE_TESTDATA=1` rewrites HipaaNetwork's testdata from the live objects.
 
-mod common;
-
 use std::path::PathBuf;
 use std::time::Duration;
 
-use common::{Cluster, eventually, repo};
+use crate::common::{Cluster, eventually, repo};
 use hipaa_operator::api::HipaaNetwork;
 use hipaa_operator::cloud::SgRule;
 use hipaa_operator::cloud::any::AnyCloud;
@@ -116,8 +114,8 @@ fn health(kind: &str, object: &Value) -> (String, String) {
 fn argocd_cm_patch() -> String {
     let mut out = String::from(
         "# Argo CD health checks for the hipaa.dev kinds: a strategic merge patch of argocd-cm.\n\
-         # Generated from deploy/argocd/hipaa.dev/<Kind>/health.lua by tests/argocd_health.rs\n\
-         # (UPDATE_TESTDATA=1 cargo test --test argocd_health rewrites it); do not edit by hand.\n\
+         # Generated from deploy/argocd/hipaa.dev/<Kind>/health.lua by tests/it/argocd_health.rs\n\
+         # (UPDATE_TESTDATA=1 cargo test --test it argocd_health:: rewrites it); do not edit by hand.\n\
          apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: argocd-cm\n  namespace: argocd\n  \
          labels:\n    app.kubernetes.io/part-of: argocd\ndata:\n",
     );
@@ -146,7 +144,7 @@ fn the_argocd_cm_patch_carries_every_kinds_script() {
     }
     assert!(
         std::fs::read_to_string(&path).unwrap_or_default() == rendered,
-        "deploy/argocd/argocd-cm-health.yaml is stale: UPDATE_TESTDATA=1 cargo test --test argocd_health"
+        "deploy/argocd/argocd-cm-health.yaml is stale: UPDATE_TESTDATA=1 cargo test --test it argocd_health::"
     );
     // The patch is valid YAML whose keys hold the scripts byte for byte.
     let parsed: Value = serde_yaml_ng::from_str(&rendered).unwrap();

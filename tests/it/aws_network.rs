@@ -3,14 +3,13 @@
 //! user would) found and remediated, and delete with nothing tagged left. AWS calls are
 //! counted twice, by the operator and from moto's own request log, and must agree.
 //!
-//! One test function, run in order: moto's request log is shared by the whole server.
-
-mod common;
+//! One test function, run in order: moto's request log is shared by the whole server, so
+//! it holds moto alone (`common::moto_alone`) while the other tests wait.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use common::moto;
+use crate::common::{self, moto};
 
 use hipaa_operator::api::HipaaNetworkSpec;
 use hipaa_operator::blueprint;
@@ -64,6 +63,7 @@ fn spec() -> HipaaNetworkSpec {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_network_on_moto_converges_drifts_back_and_deletes_with_matching_call_counts() {
+    let _moto = common::moto_alone().await;
     let endpoint = moto_endpoint();
     let owner = Owner {
         kind: "HipaaNetwork".into(),

@@ -1,7 +1,7 @@
 //! The real kubectl (v1.32) against the devcluster: the commands platform engineers
 //! run, with the outputs they expect from a real API server.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

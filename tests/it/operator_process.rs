@@ -3,9 +3,9 @@
 //! Killing a process (SIGKILL) is real here, so are crash recovery and leader failover.
 //!
 //! Each test uses its own namespace, so its AWS resources carry their own owner tag in the
-//! moto account the tests share.
+//! moto account the tests share (`common::moto_shared`).
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -202,6 +202,7 @@ async fn vpcs_of(ec2: &aws_sdk_ec2::Client, namespace: &str) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_moto_apply_is_ready_drift_is_remediated_within_a_resync_and_delete_leaves_nothing() {
+    let _moto = common::moto_shared().await;
     let ns = "moto-lifecycle";
     let c = cluster(ns).await;
     let op = Operator::start(&c, ns, &[]);
@@ -321,6 +322,7 @@ async fn on_moto_apply_is_ready_drift_is_remediated_within_a_resync_and_delete_l
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_mid_converge_and_restarted_it_converges_without_duplicates() {
+    let _moto = common::moto_shared().await;
     let ns = "moto-crash";
     let c = cluster(ns).await;
     let (ec2, aws) = moto().await;
@@ -369,6 +371,7 @@ async fn killed_mid_converge_and_restarted_it_converges_without_duplicates() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_leader_election_only_the_leader_calls_aws_and_a_standby_takes_over() {
+    let _moto = common::moto_shared().await;
     let ns = "moto-leader";
     let c = cluster(ns).await;
     let lease_seconds = 4u64;

@@ -3,7 +3,7 @@
 //! exists), with what the operator does on the API (RBAC), with the committed CRDs, and
 //! its alert rules pass `promtool test rules`.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -456,9 +456,22 @@ impl Provider for AwsCloud {
     }
 
     async fn availability_zones(&self, region: &str) -> Result<Vec<String>, CloudError> {
-        let result = self.ec2.describe_availability_zones().send().await;
+        // The zones of `region`, which need not be this provider's own.
+        let result = if region == self.region {
+            self.ec2.describe_availability_zones().send().await
+        } else {
+            let config = self
+                .ec2
+                .config()
+                .to_builder()
+                .region(aws_config::Region::new(region.to_string()))
+                .build();
+            aws_sdk_ec2::Client::from_conf(config)
+                .describe_availability_zones()
+                .send()
+                .await
+        };
         let output = self.done("ec2", "DescribeAvailabilityZones", result)?;
-        let _ = region;
         Ok(output
             .availability_zones()
             .iter()
@@ -531,5 +544,22 @@ mod tests {
         })
         .await;
         assert!(matches!(failed, Err(CloudError::Throttled { .. })));
+    }
+
+    /// The zones asked for are the region's asked for, not the provider's own (moto).
+    #[tokio::test]
+    async fn availability_zones_are_those_of_the_region_asked_for() {
+        let endpoint = std::env::var("MOTO_ENDPOINT").expect("run through .ci/with-moto");
+        let config = sdk_config("us-east-1", Some(&endpoint)).await;
+        let cloud = AwsCloud::new(&config, "us-east-1");
+        // (region, every zone starts with it): each row one region.
+        for region in ["us-east-1", "eu-west-1"] {
+            let zones = cloud.availability_zones(region).await.unwrap();
+            assert!(!zones.is_empty(), "{region}");
+            assert!(
+                zones.iter().all(|z| z.starts_with(region)),
+                "{region}: {zones:?}"
+            );
+        }
     }
 }

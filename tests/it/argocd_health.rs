@@ -9,14 +9,12 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::common::{Cluster, eventually, repo};
+use crate::common::{Cluster, eventually, repo, sim_operator};
 use hipaa_operator::api::HipaaNetwork;
 use hipaa_operator::cloud::SgRule;
-use hipaa_operator::cloud::any::AnyCloud;
 use hipaa_operator::cloud::sim::{SimCloud, SimConfig};
+use hipaa_operator::controller::Settings;
 use hipaa_operator::controller::status::{COMPLIANT, READY, SYNCED, condition};
-use hipaa_operator::controller::{Regions, Settings};
-use hipaa_operator::daemon::{self, RunOptions};
 use kube::api::Api;
 use serde::Deserialize;
 use serde_json::Value;
@@ -260,27 +258,14 @@ async fn the_statuses_the_operator_writes_are_assessed_as_argo_cd_should() {
         time_scale: 0.05,
         ..SimConfig::fast()
     });
-    let op = {
-        let sim = sim.clone();
-        daemon::spawn(
-            c.client(),
-            Regions::new(move |_| AnyCloud::Sim(sim.clone())),
-            &RunOptions {
-                settings: Settings {
-                    resync: Duration::from_secs(2),
-                    pending_requeue: Duration::from_millis(200),
-                    backoff_base: Duration::from_millis(500),
-                    backoff_cap: Duration::from_secs(2),
-                    ..Settings::default()
-                },
-                metrics_addr: "127.0.0.1:0".parse().unwrap(),
-                election: None,
-                identity: "test-operator".into(),
-            },
-        )
-        .await
-        .unwrap()
+    let settings = Settings {
+        resync: Duration::from_secs(2),
+        pending_requeue: Duration::from_millis(200),
+        backoff_base: Duration::from_millis(500),
+        backoff_cap: Duration::from_secs(2),
+        ..Settings::default()
     };
+    let op = sim_operator(&c, &sim, settings).await;
     let stack = repo("examples/stack.yaml");
     c.kubectl_ok(&["apply", "-n", NS, "-f", stack.to_str().unwrap()])
         .await;

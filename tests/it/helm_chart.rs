@@ -491,35 +491,20 @@ fn metric_names(expr: &str) -> Vec<String> {
 async fn exported_metric_names() -> std::collections::BTreeSet<String> {
     use hipaa_operator::api::HipaaNetwork;
     use hipaa_operator::cloud::SgRule;
-    use hipaa_operator::cloud::any::AnyCloud;
     use hipaa_operator::cloud::sim::{SimCloud, SimConfig};
-    use hipaa_operator::controller::{Regions, Settings};
-    use hipaa_operator::daemon::{self, RunOptions};
+    use hipaa_operator::controller::Settings;
     use std::time::Duration;
 
     let c = common::Cluster::start().await;
     c.install_crds().await;
     c.create_namespace("clinic").await;
     let sim = SimCloud::new(SimConfig::fast());
-    let op = {
-        let sim = sim.clone();
-        daemon::spawn(
-            c.client(),
-            Regions::new(move |_| AnyCloud::Sim(sim.clone())),
-            &RunOptions {
-                settings: Settings {
-                    resync: Duration::from_secs(1),
-                    pending_requeue: Duration::from_millis(100),
-                    ..Settings::default()
-                },
-                metrics_addr: "127.0.0.1:0".parse().unwrap(),
-                election: None,
-                identity: "test-operator".into(),
-            },
-        )
-        .await
-        .unwrap()
+    let settings = Settings {
+        resync: Duration::from_secs(1),
+        pending_requeue: Duration::from_millis(100),
+        ..Settings::default()
     };
+    let op = common::sim_operator(&c, &sim, settings).await;
     let stack = common::repo("examples/stack.yaml");
     c.kubectl_ok(&["apply", "-n", "clinic", "-f", stack.to_str().unwrap()])
         .await;

@@ -9,19 +9,17 @@
 
 use std::time::{Duration, Instant};
 
-use crate::common::{Cluster, eventually, repo};
+use crate::common::{Cluster, eventually, repo, sim_operator_with};
 use hipaa_operator::api::{CommonSpec, CommonStatus, ComplianceEntry, HipaaNetwork, LocalRef};
 use hipaa_operator::blueprint::network::resource_name;
 use hipaa_operator::blueprint::{BlueprintError, Graph, Node};
-use hipaa_operator::cloud::any::AnyCloud;
 use hipaa_operator::cloud::sim::{SimCloud, SimConfig};
 use hipaa_operator::cloud::{Kind, Owner, Provider, Spec, TAG_OWNER};
 use hipaa_operator::compliance::ObservedNode;
 use hipaa_operator::controller::references::resource_of;
 use hipaa_operator::controller::stack::{Referenced, Target, common_status_of};
 use hipaa_operator::controller::status::{READY, condition};
-use hipaa_operator::controller::{Regions, Settings, Stack};
-use hipaa_operator::daemon::{self, RunOptions};
+use hipaa_operator::controller::{Settings, Stack};
 use hipaa_operator::engine::Outcome;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
@@ -170,10 +168,6 @@ async fn a_referrer_waits_for_its_network_starts_when_it_is_ready_and_holds_its_
     .await;
     c.create_namespace(NS).await;
     let sim = SimCloud::new(SimConfig::fast());
-    let clouds = {
-        let sim = sim.clone();
-        Regions::new(move |_| AnyCloud::Sim(sim.clone()))
-    };
     // A resync far longer than the test: whatever happens within it was a watch's doing.
     let settings = Settings {
         resync: Duration::from_secs(600),
@@ -182,19 +176,7 @@ async fn a_referrer_waits_for_its_network_starts_when_it_is_ready_and_holds_its_
         backoff_cap: Duration::from_secs(4),
         ..Settings::default()
     };
-    let op = daemon::spawn_with(
-        c.client(),
-        clouds,
-        &RunOptions {
-            settings,
-            metrics_addr: "127.0.0.1:0".parse().unwrap(),
-            election: None,
-            identity: "test-operator".into(),
-        },
-        |runner| runner.with::<TestReferrer>(),
-    )
-    .await
-    .expect("operator starts");
+    let op = sim_operator_with(&c, &sim, settings, |runner| runner.with::<TestReferrer>()).await;
 
     // The referrer first, naming a network that does not exist yet.
     let manifest = c.home.join("referrer.yaml");

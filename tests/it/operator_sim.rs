@@ -8,12 +8,11 @@ use std::time::{Duration, Instant};
 
 use common::{Cluster, eventually, http_get, metric, repo};
 use hipaa_operator::api::{DriftAction, HipaaNetwork};
-use hipaa_operator::cloud::any::AnyCloud;
 use hipaa_operator::cloud::sim::{SimCloud, SimConfig};
 use hipaa_operator::cloud::{Kind, Owner, Provider, SgRule, Spec, TAG_OWNER};
+use hipaa_operator::controller::Settings;
 use hipaa_operator::controller::status::{DRIFTED, READY, SYNCED, condition};
-use hipaa_operator::controller::{Regions, Settings};
-use hipaa_operator::daemon::{self, RunOptions, Spawned};
+use hipaa_operator::daemon::Spawned;
 use kube::api::Api;
 
 const NS: &str = "clinic";
@@ -30,19 +29,7 @@ fn settings(resync: Duration) -> Settings {
 }
 
 async fn operator(c: &Cluster, sim: &SimCloud, settings: Settings) -> Spawned {
-    let sim = sim.clone();
-    daemon::spawn(
-        c.client(),
-        Regions::new(move |_| AnyCloud::Sim(sim.clone())),
-        &RunOptions {
-            settings,
-            metrics_addr: "127.0.0.1:0".parse().unwrap(),
-            election: None,
-            identity: "test-operator".into(),
-        },
-    )
-    .await
-    .expect("operator starts")
+    common::sim_operator(c, sim, settings).await
 }
 
 /// A devcluster with the CRDs and the `clinic` namespace.

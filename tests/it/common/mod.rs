@@ -187,3 +187,37 @@ pub async fn moto_alone() -> tokio::sync::RwLockWriteGuard<'static, ()> {
     tokio::time::sleep(std::time::Duration::from_secs(1)).await;
     guard
 }
+
+/// An operator in this process, against the cluster `c` and the simulated account `sim`
+/// (every region), with `settings`; `extend` adds controllers of test-only kinds.
+pub async fn sim_operator_with(
+    c: &Cluster,
+    sim: &hipaa_operator::cloud::sim::SimCloud,
+    settings: hipaa_operator::controller::Settings,
+    extend: impl FnOnce(hipaa_operator::controller::Runner) -> hipaa_operator::controller::Runner,
+) -> hipaa_operator::daemon::Spawned {
+    use hipaa_operator::cloud::any::AnyCloud;
+    let sim = sim.clone();
+    hipaa_operator::daemon::spawn_with(
+        c.client(),
+        hipaa_operator::controller::Regions::new(move |_| AnyCloud::Sim(sim.clone())),
+        &hipaa_operator::daemon::RunOptions {
+            settings,
+            metrics_addr: "127.0.0.1:0".parse().unwrap(),
+            election: None,
+            identity: "test-operator".into(),
+        },
+        extend,
+    )
+    .await
+    .expect("operator starts")
+}
+
+/// [`sim_operator_with`] running the operator's own kinds only.
+pub async fn sim_operator(
+    c: &Cluster,
+    sim: &hipaa_operator::cloud::sim::SimCloud,
+    settings: hipaa_operator::controller::Settings,
+) -> hipaa_operator::daemon::Spawned {
+    sim_operator_with(c, sim, settings, |runner| runner).await
+}

@@ -12,8 +12,10 @@ use std::collections::BTreeMap;
 use hipaa_operator::cloud::aws::{AwsCloud, sdk_config};
 use hipaa_operator::cloud::sim::{SimCloud, SimConfig};
 use hipaa_operator::cloud::{
-    CloudError, Desired, Kind, Lookup, Observed, Owner, Provider, Route, SgRule, Spec, State,
-    ownership_tags,
+    CloudError, DefaultSecurityGroupSpec, Desired, ElasticIpSpec, FlowLogSpec, IamRoleSpec,
+    InstanceSpec, InternetGatewaySpec, Kind, KmsKeySpec, LogGroupSpec, Lookup, NatGatewaySpec,
+    Observed, Owner, Provider, Route, RouteTableSpec, SecurityGroupSpec, SgRule, Spec, State,
+    SubnetSpec, VpcSpec, ownership_tags,
 };
 use hipaa_operator::engine::diff::diff;
 
@@ -77,46 +79,46 @@ type Mutation = (&'static str, fn(&mut Spec));
 fn mutations(kind: Kind) -> Vec<Mutation> {
     match kind {
         Kind::KmsKey => vec![("rotationEnabled", |s| {
-            if let Spec::KmsKey {
+            if let Spec::KmsKey(KmsKeySpec {
                 rotation_enabled, ..
-            } = s
+            }) = s
             {
                 *rotation_enabled = false
             }
         })],
         Kind::LogGroup => vec![("retentionDays", |s| {
-            if let Spec::LogGroup { retention_days, .. } = s {
+            if let Spec::LogGroup(LogGroupSpec { retention_days, .. }) = s {
                 *retention_days = 30
             }
         })],
         Kind::IamRole => vec![("allowedActions", |s| {
-            if let Spec::IamRole {
+            if let Spec::IamRole(IamRoleSpec {
                 allowed_actions, ..
-            } = s
+            }) = s
             {
                 allowed_actions.push("logs:GetLogEvents".into())
             }
         })],
         Kind::Vpc => vec![("enableDnsHostnames", |s| {
-            if let Spec::Vpc {
+            if let Spec::Vpc(VpcSpec {
                 enable_dns_hostnames,
                 ..
-            } = s
+            }) = s
             {
                 *enable_dns_hostnames = !*enable_dns_hostnames
             }
         })],
         Kind::Subnet => vec![("mapPublicIpOnLaunch", |s| {
-            if let Spec::Subnet {
+            if let Spec::Subnet(SubnetSpec {
                 map_public_ip_on_launch,
                 ..
-            } = s
+            }) = s
             {
                 *map_public_ip_on_launch = true
             }
         })],
         Kind::SecurityGroup => vec![("ingress", |s| {
-            if let Spec::SecurityGroup { ingress, .. } = s {
+            if let Spec::SecurityGroup(SecurityGroupSpec { ingress, .. }) = s {
                 ingress.push(SgRule {
                     protocol: "tcp".into(),
                     from_port: 443,
@@ -126,15 +128,15 @@ fn mutations(kind: Kind) -> Vec<Mutation> {
             }
         })],
         Kind::Instance => vec![("imdsV2Required", |s| {
-            if let Spec::Instance {
+            if let Spec::Instance(InstanceSpec {
                 imds_v2_required, ..
-            } = s
+            }) = s
             {
                 *imds_v2_required = false
             }
         })],
         Kind::DefaultSecurityGroup => vec![("ingress", |s| {
-            if let Spec::DefaultSecurityGroup { ingress, .. } = s {
+            if let Spec::DefaultSecurityGroup(DefaultSecurityGroupSpec { ingress, .. }) = s {
                 ingress.push(SgRule {
                     protocol: "tcp".into(),
                     from_port: 22,
@@ -144,18 +146,18 @@ fn mutations(kind: Kind) -> Vec<Mutation> {
             }
         })],
         Kind::InternetGateway => vec![("vpcId", |s| {
-            if let Spec::InternetGateway { vpc_id } = s {
+            if let Spec::InternetGateway(InternetGatewaySpec { vpc_id }) = s {
                 vpc_id.clear()
             }
         })],
         Kind::RouteTable => vec![
             ("routes", |s| {
-                if let Spec::RouteTable { routes, .. } = s {
+                if let Spec::RouteTable(RouteTableSpec { routes, .. }) = s {
                     routes.clear()
                 }
             }),
             ("subnetIds", |s| {
-                if let Spec::RouteTable { subnet_ids, .. } = s {
+                if let Spec::RouteTable(RouteTableSpec { subnet_ids, .. }) = s {
                     subnet_ids.clear()
                 }
             }),
@@ -292,10 +294,10 @@ async fn delete_contract<P: Provider>(p: &P, backend: &str, owner: &Owner, d: &D
         after.is_none_or(|o| o.state == State::Deleting
             || matches!(
                 o.spec,
-                Spec::KmsKey {
+                Spec::KmsKey(KmsKeySpec {
                     pending_deletion: true,
                     ..
-                }
+                })
             )),
         "{what}: gone"
     );
@@ -312,11 +314,11 @@ async fn contract<P: Provider>(p: P, backend: &str, quirks: Quirks) {
         desired(
             o,
             "kms/key",
-            Spec::KmsKey {
+            Spec::KmsKey(KmsKeySpec {
                 description: "contract".into(),
                 rotation_enabled: true,
                 pending_deletion: false,
-            },
+            }),
         ),
     )
     .await;
@@ -324,31 +326,31 @@ async fn contract<P: Provider>(p: P, backend: &str, quirks: Quirks) {
     let logs_d = desired(
         o,
         "logs",
-        Spec::LogGroup {
+        Spec::LogGroup(LogGroupSpec {
             name: format!("/hipaa-operator/{}/flow", o.name),
             retention_days: 365,
             kms_key_arn: key_arn.clone(),
-        },
+        }),
     );
     let logs = kind_contract(&p, backend, quirks, o, logs_d.clone()).await;
     let role_d = desired(
         o,
         "role",
-        Spec::IamRole {
+        Spec::IamRole(IamRoleSpec {
             name: format!("hipaa-{}", &o.name[..20.min(o.name.len())]),
             trusted_service: "vpc-flow-logs.amazonaws.com".into(),
             allowed_actions: vec!["logs:CreateLogStream".into(), "logs:PutLogEvents".into()],
-        },
+        }),
     );
     let role = kind_contract(&p, backend, quirks, o, role_d.clone()).await;
     let vpc_d = desired(
         o,
         "vpc",
-        Spec::Vpc {
+        Spec::Vpc(VpcSpec {
             cidr_block: "10.42.0.0/16".into(),
             enable_dns_support: true,
             enable_dns_hostnames: true,
-        },
+        }),
     );
     let vpc = kind_contract(&p, backend, quirks, o, vpc_d.clone()).await;
     kind_contract(
@@ -359,23 +361,23 @@ async fn contract<P: Provider>(p: P, backend: &str, quirks: Quirks) {
         desired(
             o,
             "vpc/default-sg",
-            Spec::DefaultSecurityGroup {
+            Spec::DefaultSecurityGroup(DefaultSecurityGroupSpec {
                 vpc_id: vpc.id.clone(),
                 ingress: vec![],
                 egress: vec![],
-            },
+            }),
         ),
     )
     .await;
     let public_d = desired(
         o,
         "subnet/public",
-        Spec::Subnet {
+        Spec::Subnet(SubnetSpec {
             vpc_id: vpc.id.clone(),
             cidr_block: "10.42.1.0/24".into(),
             availability_zone: "us-east-1a".into(),
             map_public_ip_on_launch: false,
-        },
+        }),
     );
     let public = kind_contract(&p, backend, quirks, o, public_d.clone()).await;
 
@@ -392,39 +394,39 @@ async fn contract<P: Provider>(p: P, backend: &str, quirks: Quirks) {
     let igw_d = desired(
         o,
         "igw",
-        Spec::InternetGateway {
+        Spec::InternetGateway(InternetGatewaySpec {
             vpc_id: vpc.id.clone(),
-        },
+        }),
     );
     let igw = kind_contract(&p, backend, quirks, o, igw_d.clone()).await;
-    let eip_d = desired(o, "eip", Spec::ElasticIp {});
+    let eip_d = desired(o, "eip", Spec::ElasticIp(ElasticIpSpec {}));
     let eip = kind_contract(&p, backend, quirks, o, eip_d.clone()).await;
     let nat_d = desired(
         o,
         "nat",
-        Spec::NatGateway {
+        Spec::NatGateway(NatGatewaySpec {
             subnet_id: public.id.clone(),
             allocation_id: eip.id.clone(),
-        },
+        }),
     );
     let nat = kind_contract(&p, backend, quirks, o, nat_d.clone()).await;
     let rtb_d = desired(
         o,
         "rtb",
-        Spec::RouteTable {
+        Spec::RouteTable(RouteTableSpec {
             vpc_id: vpc.id.clone(),
             routes: vec![Route {
                 destination: "0.0.0.0/0".into(),
                 target: nat.id.clone(),
             }],
             subnet_ids: vec![public.id.clone()],
-        },
+        }),
     );
     let rtb = kind_contract(&p, backend, quirks, o, rtb_d.clone()).await;
     let sg_d = desired(
         o,
         "sg",
-        Spec::SecurityGroup {
+        Spec::SecurityGroup(SecurityGroupSpec {
             vpc_id: vpc.id.clone(),
             name: format!("contract-{}", o.name),
             description: "contract".into(),
@@ -440,13 +442,13 @@ async fn contract<P: Provider>(p: P, backend: &str, quirks: Quirks) {
                 to_port: 443,
                 source: "0.0.0.0/0".into(),
             }],
-        },
+        }),
     );
     let sg = kind_contract(&p, backend, quirks, o, sg_d.clone()).await;
     let instance_d = desired(
         o,
         "instance",
-        Spec::Instance {
+        Spec::Instance(InstanceSpec {
             subnet_id: public.id.clone(),
             security_group_ids: vec![sg.id.clone()],
             instance_type: "t3.micro".into(),
@@ -457,18 +459,18 @@ async fn contract<P: Provider>(p: P, backend: &str, quirks: Quirks) {
             root_volume_kms_key_arn: key_arn.clone(),
             associate_public_ip: true,
             key_name: String::new(),
-        },
+        }),
     );
     let instance = kind_contract(&p, backend, quirks, o, instance_d.clone()).await;
     let flow_d = desired(
         o,
         "flow-log",
-        Spec::FlowLog {
+        Spec::FlowLog(FlowLogSpec {
             vpc_id: vpc.id.clone(),
             log_group_name: logs.id.clone(),
             role_arn: role.arn.clone().expect("a role ARN"),
             traffic_type: "ALL".into(),
-        },
+        }),
     );
     let flow = kind_contract(&p, backend, quirks, o, flow_d.clone()).await;
 

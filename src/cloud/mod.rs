@@ -5,16 +5,20 @@
 //! The engine speaks only these types: a [`Desired`] resource (its kind's spec with
 //! references already resolved to AWS ids, and its tags) and an [`Observed`] one (what
 //! AWS reports, in the same spec shape, plus id, ARN and lifecycle state). Because both
-//! sides use one shape, drift is a field-by-field comparison of two specs.
+//! sides use one shape, drift is a field-by-field comparison of two specs. Each kind's
+//! spec is its own struct (`spec.rs`) inside the [`Spec`] enum.
 
 pub mod any;
 pub mod aws;
 pub mod sim;
+mod spec;
 
 use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
+
+pub use spec::*;
 
 /// Tag keys every managed resource carries (see DESIGN.md "Rules the engine keeps").
 pub const TAG_OWNER: &str = "hipaa.dev/owner";
@@ -65,182 +69,6 @@ impl Kind {
     /// The AWS service that owns the kind (for call counting).
     pub fn service(self) -> &'static str {
         self.type_name().split(':').next().unwrap_or("ec2")
-    }
-}
-
-/// An ingress or egress rule of a security group.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct SgRule {
-    /// `tcp`, `udp`, `icmp` or `-1` (all).
-    pub protocol: String,
-    pub from_port: i32,
-    pub to_port: i32,
-    /// An IPv4/IPv6 CIDR, or a security group id (`sg-…`).
-    pub source: String,
-}
-
-impl SgRule {
-    /// `tcp` from `from_port` to `to_port` from `source`.
-    pub fn tcp(from_port: i32, to_port: i32, source: &str) -> Self {
-        SgRule {
-            protocol: "tcp".into(),
-            from_port,
-            to_port,
-            source: source.into(),
-        }
-    }
-}
-
-/// A route in a route table.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct Route {
-    pub destination: String,
-    /// `igw-…`, `nat-…` (or `local`, which observe omits).
-    pub target: String,
-}
-
-/// What one resource is (desired) or was seen to be (observed). Ids of other resources
-/// are AWS ids (the engine resolves references before handing a spec to a provider).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(
-    tag = "kind",
-    rename_all = "camelCase",
-    rename_all_fields = "camelCase"
-)]
-pub enum Spec {
-    KmsKey {
-        description: String,
-        rotation_enabled: bool,
-        /// Observed only: the key is scheduled for deletion.
-        pending_deletion: bool,
-    },
-    LogGroup {
-        name: String,
-        retention_days: i32,
-        kms_key_arn: String,
-    },
-    IamRole {
-        name: String,
-        /// The service allowed to assume it, e.g. `vpc-flow-logs.amazonaws.com`.
-        trusted_service: String,
-        /// Actions the inline policy allows (least privilege: only these, on `*`).
-        allowed_actions: Vec<String>,
-    },
-    Vpc {
-        cidr_block: String,
-        enable_dns_support: bool,
-        enable_dns_hostnames: bool,
-    },
-    DefaultSecurityGroup {
-        vpc_id: String,
-        ingress: Vec<SgRule>,
-        egress: Vec<SgRule>,
-    },
-    Subnet {
-        vpc_id: String,
-        cidr_block: String,
-        availability_zone: String,
-        map_public_ip_on_launch: bool,
-    },
-    InternetGateway {
-        /// The VPC it is attached to ("" when detached).
-        vpc_id: String,
-    },
-    ElasticIp {},
-    NatGateway {
-        subnet_id: String,
-        allocation_id: String,
-    },
-    RouteTable {
-        vpc_id: String,
-        routes: Vec<Route>,
-        /// Subnets associated with the table.
-        subnet_ids: Vec<String>,
-    },
-    SecurityGroup {
-        vpc_id: String,
-        name: String,
-        description: String,
-        ingress: Vec<SgRule>,
-        egress: Vec<SgRule>,
-    },
-    Instance {
-        subnet_id: String,
-        security_group_ids: Vec<String>,
-        instance_type: String,
-        image_id: String,
-        /// IMDSv2 only (`HttpTokens=required`).
-        imds_v2_required: bool,
-        root_volume_gib: i32,
-        root_volume_encrypted: bool,
-        root_volume_kms_key_arn: String,
-        associate_public_ip: bool,
-        key_name: String,
-    },
-    FlowLog {
-        vpc_id: String,
-        log_group_name: String,
-        role_arn: String,
-        traffic_type: String,
-    },
-}
-
-impl Spec {
-    pub fn kind(&self) -> Kind {
-        match self {
-            Spec::KmsKey { .. } => Kind::KmsKey,
-            Spec::LogGroup { .. } => Kind::LogGroup,
-            Spec::IamRole { .. } => Kind::IamRole,
-            Spec::Vpc { .. } => Kind::Vpc,
-            Spec::DefaultSecurityGroup { .. } => Kind::DefaultSecurityGroup,
-            Spec::Subnet { .. } => Kind::Subnet,
-            Spec::InternetGateway { .. } => Kind::InternetGateway,
-            Spec::ElasticIp {} => Kind::ElasticIp,
-            Spec::NatGateway { .. } => Kind::NatGateway,
-            Spec::RouteTable { .. } => Kind::RouteTable,
-            Spec::SecurityGroup { .. } => Kind::SecurityGroup,
-            Spec::Instance { .. } => Kind::Instance,
-            Spec::FlowLog { .. } => Kind::FlowLog,
-        }
-    }
-
-    /// The spec's fields as `(name, value as text)`, in declaration order; lists sorted so
-    /// that order never counts as drift. Drift is computed on these.
-    pub fn fields(&self) -> Vec<(String, String)> {
-        let value = serde_json::to_value(self).unwrap_or_default();
-        let mut out = Vec::new();
-        if let Some(map) = value.as_object() {
-            for (key, field) in map {
-                if key == "kind" {
-                    continue;
-                }
-                let text = match field {
-                    serde_json::Value::String(s) => s.clone(),
-                    serde_json::Value::Array(items) => {
-                        let mut rendered: Vec<String> = items.iter().map(render).collect();
-                        rendered.sort();
-                        format!("[{}]", rendered.join(", "))
-                    }
-                    other => render(other),
-                };
-                out.push((key.clone(), text));
-            }
-        }
-        out
-    }
-}
-
-fn render(value: &serde_json::Value) -> String {
-    match value {
-        serde_json::Value::String(s) => s.clone(),
-        serde_json::Value::Object(map) => {
-            let parts: Vec<String> = map
-                .iter()
-                .map(|(k, v)| format!("{k}={}", render(v)))
-                .collect();
-            parts.join(" ")
-        }
-        other => other.to_string(),
     }
 }
 

@@ -58,16 +58,17 @@ pub fn diff(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cloud::{InstanceSpec, SecurityGroupSpec};
     use crate::cloud::{SgRule, State};
 
     fn sg(ingress: Vec<SgRule>) -> Spec {
-        Spec::SecurityGroup {
+        Spec::SecurityGroup(SecurityGroupSpec {
             vpc_id: "vpc-1".into(),
             name: "b".into(),
             description: "d".into(),
             ingress,
             egress: vec![],
-        }
+        })
     }
 
     fn rule(port: i32, source: &str) -> SgRule {
@@ -152,17 +153,19 @@ mod tests {
 
     #[test]
     fn ssm_resolved_images_are_not_drift() {
-        let instance = |image: &str| Spec::Instance {
-            subnet_id: "subnet-1".into(),
-            security_group_ids: vec![],
-            instance_type: "t3.micro".into(),
-            image_id: image.into(),
-            imds_v2_required: true,
-            root_volume_gib: 8,
-            root_volume_encrypted: true,
-            root_volume_kms_key_arn: "k".into(),
-            associate_public_ip: true,
-            key_name: String::new(),
+        let instance = |image: &str| {
+            Spec::Instance(InstanceSpec {
+                subnet_id: "subnet-1".into(),
+                security_group_ids: vec![],
+                instance_type: "t3.micro".into(),
+                image_id: image.into(),
+                imds_v2_required: true,
+                root_volume_gib: 8,
+                root_volume_encrypted: true,
+                root_volume_kms_key_arn: "k".into(),
+                associate_public_ip: true,
+                key_name: String::new(),
+            })
         };
         let seen = observed(instance("ami-0123456789abcdef0"), &[]);
         assert!(

@@ -9,7 +9,9 @@ use aws_sdk_ec2::types::SecurityGroup;
 use super::security_group::{describe, reconcile_rules, rules_of};
 use super::vpc::{id_filter, immutable, merged_tags};
 use super::{AwsCloud, ensure_ec2_tags, from_ec2_tags};
-use crate::cloud::{CloudError, Desired, Lookup, Observed, Owner, Spec, State};
+use crate::cloud::{
+    CloudError, DefaultSecurityGroupSpec, Desired, Lookup, Observed, Owner, Spec, State,
+};
 
 /// The default groups of `vpcs`.
 async fn of_vpcs(cloud: &AwsCloud, vpcs: &[String]) -> Result<Vec<SecurityGroup>, CloudError> {
@@ -32,11 +34,11 @@ fn observed(group: &SecurityGroup) -> Observed {
         id: group.group_id().unwrap_or_default().to_string(),
         arn: group.security_group_arn().map(String::from),
         state: State::Available,
-        spec: Spec::DefaultSecurityGroup {
+        spec: Spec::DefaultSecurityGroup(DefaultSecurityGroupSpec {
             vpc_id: group.vpc_id().unwrap_or_default().to_string(),
             ingress: rules_of(group.ip_permissions()),
             egress: rules_of(group.ip_permissions_egress()),
-        },
+        }),
         tags: from_ec2_tags(group.tags()),
         attributes,
     }
@@ -44,7 +46,11 @@ fn observed(group: &SecurityGroup) -> Observed {
 
 fn desired_vpc(spec: Option<&Spec>) -> Option<&str> {
     match spec {
-        Some(Spec::DefaultSecurityGroup { vpc_id, .. }) if !vpc_id.is_empty() => Some(vpc_id),
+        Some(Spec::DefaultSecurityGroup(DefaultSecurityGroupSpec { vpc_id, .. }))
+            if !vpc_id.is_empty() =>
+        {
+            Some(vpc_id)
+        }
         _ => None,
     }
 }
@@ -84,7 +90,7 @@ pub(crate) async fn observe(
             let by_id = lookup.recorded_id.as_ref().and_then(|id| found.iter().find(|o| &o.id == id));
             let by_vpc = || {
                 let vpc = desired_vpc(lookup.desired.as_ref())?;
-                found.iter().find(|o| matches!(&o.spec, Spec::DefaultSecurityGroup { vpc_id, .. } if vpc_id == vpc))
+                found.iter().find(|o| matches!(&o.spec, Spec::DefaultSecurityGroup(DefaultSecurityGroupSpec { vpc_id, .. }) if vpc_id == vpc))
             };
             by_id.or_else(by_vpc).cloned()
         })
@@ -92,7 +98,7 @@ pub(crate) async fn observe(
 }
 
 pub(crate) async fn create(cloud: &AwsCloud, desired: &Desired) -> Result<Observed, CloudError> {
-    let Spec::DefaultSecurityGroup { vpc_id, .. } = &desired.spec else {
+    let Spec::DefaultSecurityGroup(DefaultSecurityGroupSpec { vpc_id, .. }) = &desired.spec else {
         unreachable!("dispatched by kind")
     };
     let groups = of_vpcs(cloud, std::slice::from_ref(vpc_id)).await?;
@@ -118,8 +124,8 @@ pub(crate) async fn update(
     observed: &Observed,
 ) -> Result<Observed, CloudError> {
     if let (
-        Spec::DefaultSecurityGroup { vpc_id: want, .. },
-        Spec::DefaultSecurityGroup { vpc_id: have, .. },
+        Spec::DefaultSecurityGroup(DefaultSecurityGroupSpec { vpc_id: want, .. }),
+        Spec::DefaultSecurityGroup(DefaultSecurityGroupSpec { vpc_id: have, .. }),
     ) = (&desired.spec, &observed.spec)
         && want != have
     {

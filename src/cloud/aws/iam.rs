@@ -16,7 +16,8 @@ use serde_json::{Value, json};
 
 use super::{AwsCloud, match_lookups, missing_tags};
 use crate::cloud::{
-    CloudError, Desired, Kind, Lookup, Observed, Owned, Owner, Spec, State, TAG_NODE, TAG_OWNER,
+    CloudError, Desired, IamRoleSpec, Kind, Lookup, Observed, Owned, Owner, Spec, State, TAG_NODE,
+    TAG_OWNER,
 };
 
 const POLICY_NAME: &str = "hipaa-operator";
@@ -185,13 +186,13 @@ async fn read(cloud: &AwsCloud, name: &str) -> Result<Observed, CloudError> {
         id: role.role_name().to_string(),
         arn: Some(role.arn().to_string()),
         state: State::Available,
-        spec: Spec::IamRole {
+        spec: Spec::IamRole(IamRoleSpec {
             name: role.role_name().to_string(),
             trusted_service: trusted_service(
                 role.assume_role_policy_document().unwrap_or_default(),
             ),
             allowed_actions: actions,
-        },
+        }),
         tags: role_tags(role.tags()),
         attributes: BTreeMap::from([("roleId".to_string(), role.role_id().to_string())]),
     })
@@ -271,7 +272,7 @@ pub(crate) async fn observe(
     let mut unnamed = false;
     for lookup in lookups {
         let desired_name = match &lookup.desired {
-            Some(Spec::IamRole { name, .. }) => Some(name.as_str()),
+            Some(Spec::IamRole(IamRoleSpec { name, .. })) => Some(name.as_str()),
             _ => None,
         };
         let mut seen = false;
@@ -312,11 +313,11 @@ pub(crate) async fn observe(
 }
 
 pub(crate) async fn create(cloud: &AwsCloud, desired: &Desired) -> Result<Observed, CloudError> {
-    let Spec::IamRole {
+    let Spec::IamRole(IamRoleSpec {
         name,
         trusted_service,
         ..
-    } = &desired.spec
+    }) = &desired.spec
     else {
         unreachable!("dispatched by kind")
     };
@@ -329,11 +330,11 @@ pub(crate) async fn create(cloud: &AwsCloud, desired: &Desired) -> Result<Observ
         .send()
         .await;
     cloud.done("iam", "CreateRole", result)?;
-    let created = Spec::IamRole {
+    let created = Spec::IamRole(IamRoleSpec {
         name: name.clone(),
         trusted_service: trusted_service.clone(),
         allowed_actions: vec![],
-    };
+    });
     reconcile(cloud, name, &desired.spec, &created).await?;
     read(cloud, name).await
 }
@@ -343,8 +344,10 @@ pub(crate) async fn update(
     desired: &Desired,
     observed: &Observed,
 ) -> Result<Observed, CloudError> {
-    if let (Spec::IamRole { name: want, .. }, Spec::IamRole { name: have, .. }) =
-        (&desired.spec, &observed.spec)
+    if let (
+        Spec::IamRole(IamRoleSpec { name: want, .. }),
+        Spec::IamRole(IamRoleSpec { name: have, .. }),
+    ) = (&desired.spec, &observed.spec)
         && want != have
     {
         return Err(CloudError::Terminal {
@@ -377,16 +380,16 @@ async fn reconcile(
     have: &Spec,
 ) -> Result<(), CloudError> {
     let (
-        Spec::IamRole {
+        Spec::IamRole(IamRoleSpec {
             trusted_service: want_trust,
             allowed_actions: want_actions,
             ..
-        },
-        Spec::IamRole {
+        }),
+        Spec::IamRole(IamRoleSpec {
             trusted_service: have_trust,
             allowed_actions: have_actions,
             ..
-        },
+        }),
     ) = (want, have)
     else {
         return Ok(());
@@ -463,14 +466,14 @@ pub(crate) async fn owned(cloud: &AwsCloud, owner: &Owner) -> Result<Vec<Owned>,
 #[cfg(test)]
 mod tests {
     use super::super::route_table::tests::{by_id, by_tag, cloud, desired, owner};
-    use crate::cloud::{Kind, Lookup, Provider, Spec};
+    use crate::cloud::{IamRoleSpec, Kind, Lookup, Provider, Spec};
 
     fn role(name: &str, service: &str, actions: &[&str]) -> Spec {
-        Spec::IamRole {
+        Spec::IamRole(IamRoleSpec {
             name: name.into(),
             trusted_service: service.into(),
             allowed_actions: actions.iter().map(|a| a.to_string()).collect(),
-        }
+        })
     }
 
     #[test]

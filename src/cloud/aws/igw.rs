@@ -11,7 +11,8 @@ use super::{
     AwsCloud, ensure_ec2_tags, from_ec2_tags, match_lookups, owner_filter, tag_specification,
 };
 use crate::cloud::{
-    CloudError, Desired, Kind, Lookup, Observed, Owned, Owner, Spec, State, TAG_NODE,
+    CloudError, Desired, InternetGatewaySpec, Kind, Lookup, Observed, Owned, Owner, Spec, State,
+    TAG_NODE,
 };
 
 async fn describe(cloud: &AwsCloud, filter: Filter) -> Result<Vec<InternetGateway>, CloudError> {
@@ -47,9 +48,9 @@ fn observed(igw: &InternetGateway) -> Observed {
         id: igw.internet_gateway_id().unwrap_or_default().to_string(),
         arn: None,
         state: State::Available,
-        spec: Spec::InternetGateway {
+        spec: Spec::InternetGateway(InternetGatewaySpec {
             vpc_id: attached(igw).into_iter().next().unwrap_or_default(),
-        },
+        }),
         tags: from_ec2_tags(igw.tags()),
         attributes: Default::default(),
     }
@@ -101,7 +102,7 @@ async fn detach(cloud: &AwsCloud, id: &str, vpc: &str) -> Result<(), CloudError>
 }
 
 pub(crate) async fn create(cloud: &AwsCloud, desired: &Desired) -> Result<Observed, CloudError> {
-    let Spec::InternetGateway { vpc_id } = &desired.spec else {
+    let Spec::InternetGateway(InternetGatewaySpec { vpc_id }) = &desired.spec else {
         unreachable!("dispatched by kind")
     };
     let result = cloud
@@ -136,8 +137,10 @@ pub(crate) async fn update(
     desired: &Desired,
     observed: &Observed,
 ) -> Result<Observed, CloudError> {
-    if let (Spec::InternetGateway { vpc_id: want }, Spec::InternetGateway { vpc_id: have }) =
-        (&desired.spec, &observed.spec)
+    if let (
+        Spec::InternetGateway(InternetGatewaySpec { vpc_id: want }),
+        Spec::InternetGateway(InternetGatewaySpec { vpc_id: have }),
+    ) = (&desired.spec, &observed.spec)
         && want != have
     {
         if !have.is_empty() {

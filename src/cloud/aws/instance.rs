@@ -25,7 +25,7 @@ use super::{
     AwsCloud, ensure_ec2_tags, from_ec2_tags, match_lookups, owner_filter, tag_specification,
 };
 use crate::cloud::{
-    CloudError, Desired, Kind, Lookup, Observed, Owned, Owner, Spec, State, TAG_NODE,
+    CloudError, Desired, InstanceSpec, Kind, Lookup, Observed, Owned, Owner, Spec, State, TAG_NODE,
 };
 
 const ROOT_DEVICE: &str = "/dev/xvda";
@@ -120,12 +120,12 @@ type RootVolume = (i32, bool, String);
 
 fn asked(spec: Option<&Spec>) -> RootVolume {
     match spec {
-        Some(Spec::Instance {
+        Some(Spec::Instance(InstanceSpec {
             root_volume_gib,
             root_volume_encrypted,
             root_volume_kms_key_arn,
             ..
-        }) => (
+        })) => (
             *root_volume_gib,
             *root_volume_encrypted,
             root_volume_kms_key_arn.clone(),
@@ -183,7 +183,7 @@ fn to_observed(instance: &Instance, root: RootVolume, asked_public_ip: Option<bo
         id: instance.instance_id().unwrap_or_default().to_string(),
         arn: None,
         state,
-        spec: Spec::Instance {
+        spec: Spec::Instance(InstanceSpec {
             subnet_id: instance.subnet_id().unwrap_or_default().to_string(),
             security_group_ids,
             instance_type: instance
@@ -197,7 +197,7 @@ fn to_observed(instance: &Instance, root: RootVolume, asked_public_ip: Option<bo
             root_volume_kms_key_arn: root.2,
             associate_public_ip,
             key_name: instance.key_name().unwrap_or_default().to_string(),
-        },
+        }),
         tags: from_ec2_tags(instance.tags()),
         attributes,
     }
@@ -218,10 +218,10 @@ fn root_of(volume: Option<&Volume>, fallback: RootVolume) -> RootVolume {
 
 fn public_ip_asked(spec: Option<&Spec>) -> Option<bool> {
     match spec {
-        Some(Spec::Instance {
+        Some(Spec::Instance(InstanceSpec {
             associate_public_ip,
             ..
-        }) => Some(*associate_public_ip),
+        })) => Some(*associate_public_ip),
         _ => None,
     }
 }
@@ -270,7 +270,7 @@ pub(crate) async fn observe(
 }
 
 pub(crate) async fn create(cloud: &AwsCloud, desired: &Desired) -> Result<Observed, CloudError> {
-    let Spec::Instance {
+    let Spec::Instance(InstanceSpec {
         subnet_id,
         security_group_ids,
         instance_type,
@@ -281,7 +281,7 @@ pub(crate) async fn create(cloud: &AwsCloud, desired: &Desired) -> Result<Observ
         root_volume_kms_key_arn,
         associate_public_ip,
         key_name,
-    } = &desired.spec
+    }) = &desired.spec
     else {
         unreachable!("dispatched by kind")
     };
@@ -380,16 +380,16 @@ pub(crate) async fn update(
         }
     }
     let (
-        Spec::Instance {
+        Spec::Instance(InstanceSpec {
             security_group_ids: want_groups,
             imds_v2_required: want_imds,
             ..
-        },
-        Spec::Instance {
+        }),
+        Spec::Instance(InstanceSpec {
             security_group_ids: have_groups,
             imds_v2_required: have_imds,
             ..
-        },
+        }),
     ) = (&desired.spec, &observed.spec)
     else {
         return Ok(observed.clone());
@@ -407,9 +407,9 @@ pub(crate) async fn update(
             .send()
             .await;
         cloud.done("ec2", "ModifyInstanceAttribute", result)?;
-        if let Spec::Instance {
+        if let Spec::Instance(InstanceSpec {
             security_group_ids, ..
-        } = &mut next.spec
+        }) = &mut next.spec
         {
             *security_group_ids = a;
         }
@@ -428,9 +428,9 @@ pub(crate) async fn update(
             .send()
             .await;
         cloud.done("ec2", "ModifyInstanceMetadataOptions", result)?;
-        if let Spec::Instance {
+        if let Spec::Instance(InstanceSpec {
             imds_v2_required, ..
-        } = &mut next.spec
+        }) = &mut next.spec
         {
             *imds_v2_required = *want_imds;
         }
@@ -465,7 +465,7 @@ pub(crate) async fn owned(cloud: &AwsCloud, owner: &Owner) -> Result<Vec<Owned>,
 #[cfg(test)]
 mod tests {
     use super::super::route_table::tests::{by_id, by_tag, cloud, desired, network, owner};
-    use crate::cloud::{Kind, Provider, Spec, State};
+    use crate::cloud::{InstanceSpec, Kind, Provider, Spec, State};
 
     #[tokio::test]
     async fn instance_against_moto() {
@@ -489,7 +489,7 @@ mod tests {
         let key_arn = key.key_metadata().unwrap().arn().unwrap().to_string();
         let images = cloud.ec2.describe_images().send().await.unwrap();
         let image = images.images()[0].image_id().unwrap().to_string();
-        let spec = Spec::Instance {
+        let spec = Spec::Instance(InstanceSpec {
             subnet_id: subnet.clone(),
             security_group_ids: vec![groups[0].clone()],
             instance_type: "t3.micro".into(),
@@ -500,7 +500,7 @@ mod tests {
             root_volume_kms_key_arn: key_arn.clone(),
             associate_public_ip: true,
             key_name: String::new(),
-        };
+        });
         let d = desired(&owner, "vm", spec.clone());
         let created = cloud.create(&d).await.unwrap();
         assert_eq!(created.spec, spec);
@@ -538,12 +538,12 @@ mod tests {
         );
 
         let mut want = spec.clone();
-        if let Spec::Instance {
+        if let Spec::Instance(InstanceSpec {
             security_group_ids,
             imds_v2_required,
             image_id,
             ..
-        } = &mut want
+        }) = &mut want
         {
             *security_group_ids = groups.clone();
             *imds_v2_required = false;
@@ -558,11 +558,11 @@ mod tests {
         let now = by_id(&cloud, &owner, Kind::Instance, &created.id)
             .await
             .unwrap();
-        let Spec::Instance {
+        let Spec::Instance(InstanceSpec {
             security_group_ids,
             imds_v2_required,
             ..
-        } = &now.spec
+        }) = &now.spec
         else {
             panic!()
         };
@@ -572,9 +572,9 @@ mod tests {
         want.sort();
         assert_eq!((have, *imds_v2_required), (want, false));
         let mut bigger = spec.clone();
-        if let Spec::Instance {
+        if let Spec::Instance(InstanceSpec {
             root_volume_gib, ..
-        } = &mut bigger
+        }) = &mut bigger
         {
             *root_volume_gib = 30;
         }

@@ -15,7 +15,8 @@ use aws_sdk_kms::types::{KeyMetadata, KeyState, Tag};
 
 use super::{AwsCloud, match_lookups, missing_tags};
 use crate::cloud::{
-    CloudError, Desired, Kind, Lookup, Observed, Owned, Owner, Spec, State, TAG_NODE, TAG_OWNER,
+    CloudError, Desired, Kind, KmsKeySpec, Lookup, Observed, Owned, Owner, Spec, State, TAG_NODE,
+    TAG_OWNER,
 };
 
 fn kms_tags(tags: &BTreeMap<String, String>) -> Result<Vec<Tag>, CloudError> {
@@ -126,11 +127,11 @@ async fn with_meta(
         } else {
             State::Available
         },
-        spec: Spec::KmsKey {
+        spec: Spec::KmsKey(KmsKeySpec {
             description: meta.description().unwrap_or_default().to_string(),
             rotation_enabled,
             pending_deletion,
-        },
+        }),
         tags,
         attributes: BTreeMap::new(),
     })
@@ -218,7 +219,7 @@ pub(crate) async fn observe(
 }
 
 pub(crate) async fn create(cloud: &AwsCloud, desired: &Desired) -> Result<Observed, CloudError> {
-    let Spec::KmsKey { description, .. } = &desired.spec else {
+    let Spec::KmsKey(KmsKeySpec { description, .. }) = &desired.spec else {
         unreachable!("dispatched by kind")
     };
     let result = cloud
@@ -233,11 +234,11 @@ pub(crate) async fn create(cloud: &AwsCloud, desired: &Desired) -> Result<Observ
         operation: "CreateKey".into(),
         message: "no key metadata in the response".into(),
     })?;
-    let created = Spec::KmsKey {
+    let created = Spec::KmsKey(KmsKeySpec {
         description: description.clone(),
         rotation_enabled: false,
         pending_deletion: false,
-    };
+    });
     reconcile(cloud, meta.key_id(), &desired.spec, &created).await?;
     read(cloud, meta.key_id(), Some(desired.tags.clone())).await
 }
@@ -266,16 +267,16 @@ pub(crate) async fn update(
 
 async fn reconcile(cloud: &AwsCloud, id: &str, want: &Spec, have: &Spec) -> Result<(), CloudError> {
     let (
-        Spec::KmsKey {
+        Spec::KmsKey(KmsKeySpec {
             description: want_desc,
             rotation_enabled: want_rot,
             pending_deletion: want_pending,
-        },
-        Spec::KmsKey {
+        }),
+        Spec::KmsKey(KmsKeySpec {
             description: have_desc,
             rotation_enabled: have_rot,
             pending_deletion: have_pending,
-        },
+        }),
     ) = (want, have)
     else {
         return Ok(());
@@ -353,14 +354,14 @@ pub(crate) async fn owned(cloud: &AwsCloud, owner: &Owner) -> Result<Vec<Owned>,
 #[cfg(test)]
 mod tests {
     use super::super::route_table::tests::{by_id, by_tag, cloud, desired, owner};
-    use crate::cloud::{Kind, Provider, Spec, State};
+    use crate::cloud::{Kind, KmsKeySpec, Provider, Spec, State};
 
     fn key(rotation: bool) -> Spec {
-        Spec::KmsKey {
+        Spec::KmsKey(KmsKeySpec {
             description: "hipaa-operator test".into(),
             rotation_enabled: rotation,
             pending_deletion: false,
-        }
+        })
     }
 
     #[tokio::test]
@@ -410,10 +411,10 @@ mod tests {
         assert_eq!(pending.state, State::Deleting);
         assert!(matches!(
             pending.spec,
-            Spec::KmsKey {
+            Spec::KmsKey(KmsKeySpec {
                 pending_deletion: true,
                 ..
-            }
+            })
         ));
         assert!(
             !cloud

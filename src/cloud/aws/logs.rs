@@ -13,7 +13,8 @@ use aws_sdk_cloudwatchlogs::types::LogGroup;
 use super::paginate;
 use super::{AwsCloud, match_lookups, missing_tags};
 use crate::cloud::{
-    CloudError, Desired, Kind, Lookup, Observed, Owned, Owner, Spec, State, TAG_NODE, TAG_OWNER,
+    CloudError, Desired, Kind, LogGroupSpec, Lookup, Observed, Owned, Owner, Spec, State, TAG_NODE,
+    TAG_OWNER,
 };
 
 /// Where the blueprint puts the owner's log groups.
@@ -68,11 +69,11 @@ fn to_observed(group: &LogGroup, tags: BTreeMap<String, String>) -> Observed {
         id: name.clone(),
         arn: Some(arn_of(group)),
         state: State::Available,
-        spec: Spec::LogGroup {
+        spec: Spec::LogGroup(LogGroupSpec {
             name,
             retention_days: group.retention_in_days().unwrap_or(0),
             kms_key_arn: group.kms_key_id().unwrap_or_default().to_string(),
-        },
+        }),
         tags,
         attributes: BTreeMap::new(),
     }
@@ -107,7 +108,7 @@ pub(crate) async fn observe(
         .iter()
         .flat_map(|l| {
             let desired = match &l.desired {
-                Some(Spec::LogGroup { name, .. }) => Some(name.clone()),
+                Some(Spec::LogGroup(LogGroupSpec { name, .. })) => Some(name.clone()),
                 _ => None,
             };
             l.recorded_id.clone().into_iter().chain(desired)
@@ -149,9 +150,9 @@ async fn read(cloud: &AwsCloud, name: &str) -> Result<Observed, CloudError> {
 }
 
 pub(crate) async fn create(cloud: &AwsCloud, desired: &Desired) -> Result<Observed, CloudError> {
-    let Spec::LogGroup {
+    let Spec::LogGroup(LogGroupSpec {
         name, kms_key_arn, ..
-    } = &desired.spec
+    }) = &desired.spec
     else {
         unreachable!("dispatched by kind")
     };
@@ -167,11 +168,11 @@ pub(crate) async fn create(cloud: &AwsCloud, desired: &Desired) -> Result<Observ
         call.kms_key_id(kms_key_arn)
     };
     cloud.done("logs", "CreateLogGroup", call.send().await)?;
-    let created = Spec::LogGroup {
+    let created = Spec::LogGroup(LogGroupSpec {
         name: name.clone(),
         retention_days: 0,
         kms_key_arn: kms_key_arn.clone(),
-    };
+    });
     reconcile(cloud, name, &desired.spec, &created).await?;
     read(cloud, name).await
 }
@@ -181,8 +182,10 @@ pub(crate) async fn update(
     desired: &Desired,
     observed: &Observed,
 ) -> Result<Observed, CloudError> {
-    if let (Spec::LogGroup { name: want, .. }, Spec::LogGroup { name: have, .. }) =
-        (&desired.spec, &observed.spec)
+    if let (
+        Spec::LogGroup(LogGroupSpec { name: want, .. }),
+        Spec::LogGroup(LogGroupSpec { name: have, .. }),
+    ) = (&desired.spec, &observed.spec)
         && want != have
     {
         return Err(CloudError::Terminal {
@@ -216,16 +219,16 @@ async fn reconcile(
     have: &Spec,
 ) -> Result<(), CloudError> {
     let (
-        Spec::LogGroup {
+        Spec::LogGroup(LogGroupSpec {
             retention_days: want_days,
             kms_key_arn: want_key,
             ..
-        },
-        Spec::LogGroup {
+        }),
+        Spec::LogGroup(LogGroupSpec {
             retention_days: have_days,
             kms_key_arn: have_key,
             ..
-        },
+        }),
     ) = (want, have)
     else {
         return Ok(());
@@ -305,7 +308,7 @@ pub(crate) async fn owned(cloud: &AwsCloud, owner: &Owner) -> Result<Vec<Owned>,
 #[cfg(test)]
 mod tests {
     use super::super::route_table::tests::{by_id, by_tag, cloud, desired, owner};
-    use crate::cloud::{Kind, Lookup, Provider, Spec};
+    use crate::cloud::{Kind, LogGroupSpec, Lookup, Provider, Spec};
 
     #[tokio::test]
     async fn log_group_against_moto() {
@@ -314,11 +317,11 @@ mod tests {
         let key = cloud.kms.create_key().send().await.unwrap();
         let key_arn = key.key_metadata().unwrap().arn().unwrap().to_string();
         let name = format!("{}vpc-flow-logs", super::owner_prefix(&owner));
-        let spec = Spec::LogGroup {
+        let spec = Spec::LogGroup(LogGroupSpec {
             name: name.clone(),
             retention_days: 365,
             kms_key_arn: key_arn.clone(),
-        };
+        });
         let d = desired(&owner, "logs", spec.clone());
         let created = cloud.create(&d).await.unwrap();
         assert_eq!(created.id, name);
@@ -360,11 +363,11 @@ mod tests {
                 .any(|o| o.kind == Kind::LogGroup && o.id == name)
         );
 
-        let want = Spec::LogGroup {
+        let want = Spec::LogGroup(LogGroupSpec {
             name: name.clone(),
             retention_days: 30,
             kms_key_arn: String::new(),
-        };
+        });
         let updated = cloud
             .update(&desired(&owner, "logs", want.clone()), &seen)
             .await;
@@ -376,11 +379,11 @@ mod tests {
             }
             Err(e) => {
                 eprintln!("moto: {e}");
-                let want = Spec::LogGroup {
+                let want = Spec::LogGroup(LogGroupSpec {
                     name: name.clone(),
                     retention_days: 30,
                     kms_key_arn: key_arn.clone(),
-                };
+                });
                 assert_eq!(
                     cloud
                         .update(&desired(&owner, "logs", want.clone()), &seen)

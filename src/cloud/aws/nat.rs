@@ -14,7 +14,8 @@ use super::{
     AwsCloud, ensure_ec2_tags, from_ec2_tags, match_lookups, owner_filter, tag_specification,
 };
 use crate::cloud::{
-    CloudError, Desired, Kind, Lookup, Observed, Owned, Owner, Spec, State, TAG_NODE, TAG_OWNER,
+    CloudError, Desired, Kind, Lookup, NatGatewaySpec, Observed, Owned, Owner, Spec, State,
+    TAG_NODE, TAG_OWNER,
 };
 
 /// The existing gateways matching `filter`; with `owner`, only those tagged with it
@@ -79,13 +80,13 @@ fn observed(nat: &NatGateway) -> Observed {
             Some(NatGatewayState::Deleting) => State::Deleting,
             _ => State::Available,
         },
-        spec: Spec::NatGateway {
+        spec: Spec::NatGateway(NatGatewaySpec {
             subnet_id: nat.subnet_id().unwrap_or_default().to_string(),
             allocation_id: address
                 .and_then(|a| a.allocation_id())
                 .unwrap_or_default()
                 .to_string(),
-        },
+        }),
         tags: from_ec2_tags(nat.tags()),
         attributes,
     }
@@ -108,10 +109,10 @@ pub(crate) async fn observe(
 }
 
 pub(crate) async fn create(cloud: &AwsCloud, desired: &Desired) -> Result<Observed, CloudError> {
-    let Spec::NatGateway {
+    let Spec::NatGateway(NatGatewaySpec {
         subnet_id,
         allocation_id,
-    } = &desired.spec
+    }) = &desired.spec
     else {
         unreachable!("dispatched by kind")
     };
@@ -134,10 +135,10 @@ pub(crate) async fn create(cloud: &AwsCloud, desired: &Desired) -> Result<Observ
         created.tags = desired.tags.clone();
     }
     // The response may omit the address while the gateway is pending.
-    if let Spec::NatGateway {
+    if let Spec::NatGateway(NatGatewaySpec {
         allocation_id: seen,
         ..
-    } = &mut created.spec
+    }) = &mut created.spec
         && seen.is_empty()
     {
         seen.clone_from(allocation_id);
@@ -151,14 +152,14 @@ pub(crate) async fn update(
     observed: &Observed,
 ) -> Result<Observed, CloudError> {
     if let (
-        Spec::NatGateway {
+        Spec::NatGateway(NatGatewaySpec {
             subnet_id: s1,
             allocation_id: a1,
-        },
-        Spec::NatGateway {
+        }),
+        Spec::NatGateway(NatGatewaySpec {
             subnet_id: s0,
             allocation_id: a0,
-        },
+        }),
     ) = (&desired.spec, &observed.spec)
     {
         for (field, want, have) in [("subnetId", s1, s0), ("allocationId", a1, a0)] {

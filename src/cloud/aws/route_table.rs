@@ -15,7 +15,8 @@ use super::{
     AwsCloud, ensure_ec2_tags, from_ec2_tags, match_lookups, owner_filter, tag_specification,
 };
 use crate::cloud::{
-    CloudError, Desired, Kind, Lookup, Observed, Owned, Owner, Route, Spec, State, TAG_NODE,
+    CloudError, Desired, Kind, Lookup, Observed, Owned, Owner, Route, RouteTableSpec, Spec, State,
+    TAG_NODE,
 };
 
 fn immutable(field: &str, have: &str, want: &str) -> CloudError {
@@ -92,11 +93,11 @@ fn to_observed(table: &RouteTable) -> Observed {
         id: table.route_table_id().unwrap_or_default().to_string(),
         arn: None,
         state: State::Available,
-        spec: Spec::RouteTable {
+        spec: Spec::RouteTable(RouteTableSpec {
             vpc_id: table.vpc_id().unwrap_or_default().to_string(),
             routes,
             subnet_ids,
-        },
+        }),
         tags: from_ec2_tags(table.tags()),
         attributes: BTreeMap::new(),
     }
@@ -151,7 +152,7 @@ async fn read(cloud: &AwsCloud, id: &str) -> Result<RouteTable, CloudError> {
 }
 
 pub(crate) async fn create(cloud: &AwsCloud, desired: &Desired) -> Result<Observed, CloudError> {
-    let Spec::RouteTable { vpc_id, .. } = &desired.spec else {
+    let Spec::RouteTable(RouteTableSpec { vpc_id, .. }) = &desired.spec else {
         unreachable!("dispatched by kind")
     };
     let result = cloud
@@ -181,8 +182,10 @@ pub(crate) async fn update(
     desired: &Desired,
     observed: &Observed,
 ) -> Result<Observed, CloudError> {
-    if let (Spec::RouteTable { vpc_id: want, .. }, Spec::RouteTable { vpc_id: have, .. }) =
-        (&desired.spec, &observed.spec)
+    if let (
+        Spec::RouteTable(RouteTableSpec { vpc_id: want, .. }),
+        Spec::RouteTable(RouteTableSpec { vpc_id: have, .. }),
+    ) = (&desired.spec, &observed.spec)
         && want != have
     {
         return Err(immutable("vpcId", have, want));
@@ -240,16 +243,16 @@ async fn reconcile(
     table: &RouteTable,
 ) -> Result<(), CloudError> {
     let (
-        Spec::RouteTable {
+        Spec::RouteTable(RouteTableSpec {
             routes: want_routes,
             subnet_ids: want_subnets,
             ..
-        },
-        Spec::RouteTable {
+        }),
+        Spec::RouteTable(RouteTableSpec {
             routes: have_routes,
             subnet_ids: have_subnets,
             ..
-        },
+        }),
     ) = (want, have)
     else {
         return Ok(());
@@ -388,7 +391,8 @@ pub(crate) mod tests {
 
     use super::super::AwsCloud;
     use crate::cloud::{
-        Desired, Kind, Lookup, Observed, Owner, Provider, Route, Spec, ownership_tags,
+        Desired, Kind, Lookup, Observed, Owner, Provider, Route, RouteTableSpec, Spec,
+        ownership_tags,
     };
 
     pub(crate) async fn cloud() -> AwsCloud {
@@ -505,11 +509,11 @@ pub(crate) mod tests {
             destination: "0.0.0.0/0".into(),
             target: igw.clone(),
         };
-        let spec = Spec::RouteTable {
+        let spec = Spec::RouteTable(RouteTableSpec {
             vpc_id: vpc.clone(),
             routes: vec![route],
             subnet_ids: vec![a.clone()],
-        };
+        });
         let d = desired(&owner, "rt", spec.clone());
         let created = cloud.create(&d).await.unwrap();
         assert_eq!(created.spec, spec);
@@ -538,21 +542,21 @@ pub(crate) mod tests {
             "main table excluded"
         );
 
-        let want = Spec::RouteTable {
+        let want = Spec::RouteTable(RouteTableSpec {
             vpc_id: vpc.clone(),
             routes: vec![],
             subnet_ids: vec![b.clone()],
-        };
+        });
         let updated = cloud
             .update(&desired(&owner, "rt", want.clone()), &seen)
             .await
             .unwrap();
         assert_eq!(updated.spec, want);
-        let wrong = Spec::RouteTable {
+        let wrong = Spec::RouteTable(RouteTableSpec {
             vpc_id: "vpc-other".into(),
             routes: vec![],
             subnet_ids: vec![],
-        };
+        });
         let err = cloud
             .update(&desired(&owner, "rt", wrong), &updated)
             .await

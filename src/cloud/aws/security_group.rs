@@ -17,7 +17,8 @@ use super::{
     AwsCloud, ensure_ec2_tags, from_ec2_tags, match_lookups, owner_filter, tag_specification,
 };
 use crate::cloud::{
-    CloudError, Desired, Kind, Lookup, Observed, Owned, Owner, SgRule, Spec, State, TAG_NODE,
+    CloudError, DefaultSecurityGroupSpec, Desired, Kind, Lookup, Observed, Owned, Owner,
+    SecurityGroupSpec, SgRule, Spec, State, TAG_NODE,
 };
 
 /// Every security group matching `filters`, all pages.
@@ -115,13 +116,13 @@ fn to_observed(group: &SecurityGroup) -> Observed {
         id: group.group_id().unwrap_or_default().to_string(),
         arn: group.security_group_arn().map(String::from),
         state: State::Available,
-        spec: Spec::SecurityGroup {
+        spec: Spec::SecurityGroup(SecurityGroupSpec {
             vpc_id: group.vpc_id().unwrap_or_default().to_string(),
             name: group.group_name().unwrap_or_default().to_string(),
             description: group.description().unwrap_or_default().to_string(),
             ingress: rules_of(group.ip_permissions()),
             egress: rules_of(group.ip_permissions_egress()),
-        },
+        }),
         tags: from_ec2_tags(group.tags()),
         attributes: BTreeMap::new(),
     }
@@ -165,12 +166,12 @@ async fn read(cloud: &AwsCloud, id: &str) -> Result<Observed, CloudError> {
 }
 
 pub(crate) async fn create(cloud: &AwsCloud, desired: &Desired) -> Result<Observed, CloudError> {
-    let Spec::SecurityGroup {
+    let Spec::SecurityGroup(SecurityGroupSpec {
         vpc_id,
         name,
         description,
         ..
-    } = &desired.spec
+    }) = &desired.spec
     else {
         unreachable!("dispatched by kind")
     };
@@ -189,7 +190,7 @@ pub(crate) async fn create(cloud: &AwsCloud, desired: &Desired) -> Result<Observ
     let output = cloud.done("ec2", "CreateSecurityGroup", result)?;
     let id = output.group_id().unwrap_or_default().to_string();
     // The new group as AWS makes it: no ingress, egress all traffic to 0.0.0.0/0.
-    let created = Spec::SecurityGroup {
+    let created = Spec::SecurityGroup(SecurityGroupSpec {
         vpc_id: vpc_id.clone(),
         name: name.clone(),
         description: description.clone(),
@@ -200,7 +201,7 @@ pub(crate) async fn create(cloud: &AwsCloud, desired: &Desired) -> Result<Observ
             to_port: 0,
             source: "0.0.0.0/0".into(),
         }],
-    };
+    });
     reconcile_rules(cloud, &id, &desired.spec, &created).await?;
     read(cloud, &id).await
 }
@@ -211,18 +212,18 @@ pub(crate) async fn update(
     observed: &Observed,
 ) -> Result<Observed, CloudError> {
     if let (
-        Spec::SecurityGroup {
+        Spec::SecurityGroup(SecurityGroupSpec {
             vpc_id: v1,
             name: n1,
             description: d1,
             ..
-        },
-        Spec::SecurityGroup {
+        }),
+        Spec::SecurityGroup(SecurityGroupSpec {
             vpc_id: v0,
             name: n0,
             description: d0,
             ..
-        },
+        }),
     ) = (&desired.spec, &observed.spec)
     {
         for (field, want, have) in [("vpcId", v1, v0), ("name", n1, n0), ("description", d1, d0)] {
@@ -244,12 +245,12 @@ pub(crate) async fn update(
 
 fn rules(spec: &Spec) -> (&[SgRule], &[SgRule]) {
     match spec {
-        Spec::SecurityGroup {
+        Spec::SecurityGroup(SecurityGroupSpec {
             ingress, egress, ..
-        }
-        | Spec::DefaultSecurityGroup {
+        })
+        | Spec::DefaultSecurityGroup(DefaultSecurityGroupSpec {
             ingress, egress, ..
-        } => (ingress, egress),
+        }) => (ingress, egress),
         _ => (&[], &[]),
     }
 }
@@ -340,7 +341,7 @@ pub(crate) async fn owned(cloud: &AwsCloud, owner: &Owner) -> Result<Vec<Owned>,
 #[cfg(test)]
 mod tests {
     use super::super::route_table::tests::{by_id, by_tag, cloud, desired, network, owner};
-    use crate::cloud::{Kind, Provider, SgRule, Spec};
+    use crate::cloud::{Kind, Provider, SecurityGroupSpec, SgRule, Spec};
 
     fn tcp(port: i32, source: &str) -> SgRule {
         SgRule {
@@ -359,22 +360,22 @@ mod tests {
         let base = desired(
             &owner,
             "base",
-            Spec::SecurityGroup {
+            Spec::SecurityGroup(SecurityGroupSpec {
                 vpc_id: vpc.clone(),
                 name: "base".into(),
                 description: "base".into(),
                 ingress: vec![],
                 egress: vec![],
-            },
+            }),
         );
         let base = cloud.create(&base).await.unwrap();
-        let spec = Spec::SecurityGroup {
+        let spec = Spec::SecurityGroup(SecurityGroupSpec {
             vpc_id: vpc.clone(),
             name: "web".into(),
             description: "web servers".into(),
             ingress: vec![tcp(22, &base.id), tcp(443, "10.0.0.0/16"), tcp(443, "::/0")],
             egress: vec![tcp(443, "0.0.0.0/0")],
-        };
+        });
         let d = desired(&owner, "web", spec.clone());
         let created = cloud.create(&d).await.unwrap();
         assert_eq!(
@@ -400,13 +401,13 @@ mod tests {
             to_port: 0,
             source: "0.0.0.0/0".into(),
         };
-        let want = Spec::SecurityGroup {
+        let want = Spec::SecurityGroup(SecurityGroupSpec {
             vpc_id: vpc.clone(),
             name: "web".into(),
             description: "web servers".into(),
             ingress: vec![tcp(443, "10.0.0.0/16")],
             egress: vec![all],
-        };
+        });
         let updated = cloud
             .update(&desired(&owner, "web", want.clone()), &seen)
             .await

@@ -10,7 +10,7 @@ use super::{
     AwsCloud, ensure_ec2_tags, from_ec2_tags, match_lookups, owner_filter, tag_specification,
 };
 use crate::cloud::{
-    CloudError, Desired, Kind, Lookup, Observed, Owned, Owner, Spec, State, TAG_NODE,
+    CloudError, Desired, Kind, Lookup, Observed, Owned, Owner, Spec, State, SubnetSpec, TAG_NODE,
 };
 
 async fn describe(cloud: &AwsCloud, filter: Filter) -> Result<Vec<Subnet>, CloudError> {
@@ -36,12 +36,12 @@ fn observed(subnet: &Subnet) -> Observed {
             Some(SubnetState::Pending) => State::Pending,
             _ => State::Available,
         },
-        spec: Spec::Subnet {
+        spec: Spec::Subnet(SubnetSpec {
             vpc_id: subnet.vpc_id().unwrap_or_default().to_string(),
             cidr_block: subnet.cidr_block().unwrap_or_default().to_string(),
             availability_zone: subnet.availability_zone().unwrap_or_default().to_string(),
             map_public_ip_on_launch: subnet.map_public_ip_on_launch().unwrap_or(false),
-        },
+        }),
         tags: from_ec2_tags(subnet.tags()),
         attributes: Default::default(),
     }
@@ -64,12 +64,12 @@ pub(crate) async fn observe(
 }
 
 pub(crate) async fn create(cloud: &AwsCloud, desired: &Desired) -> Result<Observed, CloudError> {
-    let Spec::Subnet {
+    let Spec::Subnet(SubnetSpec {
         vpc_id,
         cidr_block,
         availability_zone,
         ..
-    } = &desired.spec
+    }) = &desired.spec
     else {
         unreachable!("dispatched by kind")
     };
@@ -102,18 +102,18 @@ pub(crate) async fn update(
     observed: &Observed,
 ) -> Result<Observed, CloudError> {
     if let (
-        Spec::Subnet {
+        Spec::Subnet(SubnetSpec {
             vpc_id: v1,
             cidr_block: c1,
             availability_zone: z1,
             ..
-        },
-        Spec::Subnet {
+        }),
+        Spec::Subnet(SubnetSpec {
             vpc_id: v0,
             cidr_block: c0,
             availability_zone: z0,
             ..
-        },
+        }),
     ) = (&desired.spec, &observed.spec)
     {
         for (field, want, have) in [
@@ -137,14 +137,14 @@ pub(crate) async fn update(
 
 async fn modify(cloud: &AwsCloud, id: &str, want: &Spec, have: &Spec) -> Result<(), CloudError> {
     let (
-        Spec::Subnet {
+        Spec::Subnet(SubnetSpec {
             map_public_ip_on_launch: want,
             ..
-        },
-        Spec::Subnet {
+        }),
+        Spec::Subnet(SubnetSpec {
             map_public_ip_on_launch: have,
             ..
-        },
+        }),
     ) = (want, have)
     else {
         return Ok(());

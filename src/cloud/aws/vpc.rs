@@ -16,7 +16,7 @@ use super::{
     tag_specification,
 };
 use crate::cloud::{
-    CloudError, Desired, Kind, Lookup, Observed, Owned, Owner, Spec, State, TAG_NODE,
+    CloudError, Desired, Kind, Lookup, Observed, Owned, Owner, Spec, State, TAG_NODE, VpcSpec,
 };
 
 /// Recorded ids of `lookups` that are not among `seen` (sorted, no duplicates).
@@ -96,11 +96,11 @@ fn observed(cloud: &AwsCloud, vpc: &Vpc) -> Observed {
             Some(VpcState::Pending) => State::Pending,
             _ => State::Available,
         },
-        spec: Spec::Vpc {
+        spec: Spec::Vpc(VpcSpec {
             cidr_block: vpc.cidr_block().unwrap_or_default().to_string(),
             enable_dns_support: true,
             enable_dns_hostnames: false,
-        },
+        }),
         tags: from_ec2_tags(vpc.tags()),
         attributes: Default::default(),
         id,
@@ -143,11 +143,11 @@ pub(crate) async fn observe(
         let support = read_attribute(cloud, &found.id, VpcAttributeName::EnableDnsSupport).await?;
         let hostnames =
             read_attribute(cloud, &found.id, VpcAttributeName::EnableDnsHostnames).await?;
-        if let Spec::Vpc {
+        if let Spec::Vpc(VpcSpec {
             enable_dns_support,
             enable_dns_hostnames,
             ..
-        } = &mut found.spec
+        }) = &mut found.spec
         {
             *enable_dns_support = support.unwrap_or(true);
             *enable_dns_hostnames = hostnames.unwrap_or(false);
@@ -157,7 +157,7 @@ pub(crate) async fn observe(
 }
 
 pub(crate) async fn create(cloud: &AwsCloud, desired: &Desired) -> Result<Observed, CloudError> {
-    let Spec::Vpc { cidr_block, .. } = &desired.spec else {
+    let Spec::Vpc(VpcSpec { cidr_block, .. }) = &desired.spec else {
         unreachable!("dispatched by kind")
     };
     // CreateVpc takes no client token: a retried create after a lost response makes a
@@ -189,12 +189,12 @@ pub(crate) async fn update(
     observed: &Observed,
 ) -> Result<Observed, CloudError> {
     if let (
-        Spec::Vpc {
+        Spec::Vpc(VpcSpec {
             cidr_block: want, ..
-        },
-        Spec::Vpc {
+        }),
+        Spec::Vpc(VpcSpec {
             cidr_block: have, ..
-        },
+        }),
     ) = (&desired.spec, &observed.spec)
         && want != have
     {
@@ -218,16 +218,16 @@ async fn modify_attributes(
     have: &Spec,
 ) -> Result<(), CloudError> {
     let (
-        Spec::Vpc {
+        Spec::Vpc(VpcSpec {
             enable_dns_support: want_support,
             enable_dns_hostnames: want_hosts,
             ..
-        },
-        Spec::Vpc {
+        }),
+        Spec::Vpc(VpcSpec {
             enable_dns_support: have_support,
             enable_dns_hostnames: have_hosts,
             ..
-        },
+        }),
     ) = (want, have)
     else {
         return Ok(());
@@ -280,7 +280,9 @@ mod moto {
 
     use crate::cloud::aws::{AwsCloud, sdk_config};
     use crate::cloud::{
-        CloudError, Desired, Kind, Lookup, Observed, Owner, Provider, Spec, State, ownership_tags,
+        CloudError, DefaultSecurityGroupSpec, Desired, ElasticIpSpec, InternetGatewaySpec, Kind,
+        Lookup, NatGatewaySpec, Observed, Owner, Provider, Spec, State, SubnetSpec, VpcSpec,
+        ownership_tags,
     };
 
     fn desired(owner: &Owner, node: &str, spec: Spec) -> Desired {
@@ -344,11 +346,11 @@ mod moto {
         };
 
         // VPC
-        let vpc_spec = Spec::Vpc {
+        let vpc_spec = Spec::Vpc(VpcSpec {
             cidr_block: "10.7.0.0/16".into(),
             enable_dns_support: true,
             enable_dns_hostnames: true,
-        };
+        });
         let vpc_d = desired(&owner, "vpc", vpc_spec.clone());
         let vpc = cloud.create(&vpc_d).await.unwrap();
         assert_eq!(vpc.spec, vpc_spec);
@@ -367,11 +369,11 @@ mod moto {
         );
         assert_eq!(seen.tags, vpc_d.tags);
         assert!(by_tags(&cloud, &stranger, Kind::Vpc, "vpc").await.is_none());
-        let off = Spec::Vpc {
+        let off = Spec::Vpc(VpcSpec {
             cidr_block: "10.7.0.0/16".into(),
             enable_dns_support: true,
             enable_dns_hostnames: false,
-        };
+        });
         cloud
             .update(
                 &Desired {
@@ -389,11 +391,11 @@ mod moto {
                 .spec,
             off
         );
-        let moved = Spec::Vpc {
+        let moved = Spec::Vpc(VpcSpec {
             cidr_block: "10.8.0.0/16".into(),
             enable_dns_support: true,
             enable_dns_hostnames: false,
-        };
+        });
         assert!(is_immutable(
             cloud
                 .update(
@@ -407,11 +409,11 @@ mod moto {
         ));
 
         // Default security group: found by VPC, rules revoked, tagged.
-        let empty = Spec::DefaultSecurityGroup {
+        let empty = Spec::DefaultSecurityGroup(DefaultSecurityGroupSpec {
             vpc_id: vpc.id.clone(),
             ingress: vec![],
             egress: vec![],
-        };
+        });
         let sg_lookup = Lookup {
             node: "default-sg".into(),
             recorded_id: None,
@@ -427,9 +429,9 @@ mod moto {
             .unwrap()
             .remove(0)
             .unwrap();
-        let Spec::DefaultSecurityGroup {
+        let Spec::DefaultSecurityGroup(DefaultSecurityGroupSpec {
             ingress, egress, ..
-        } = &before.spec
+        }) = &before.spec
         else {
             panic!()
         };
@@ -469,11 +471,11 @@ mod moto {
             rule("tcp", 22, 22, "::/0"),
         ];
         ingress.sort();
-        let ruled = Spec::DefaultSecurityGroup {
+        let ruled = Spec::DefaultSecurityGroup(DefaultSecurityGroupSpec {
             vpc_id: vpc.id.clone(),
             ingress,
             egress: vec![rule("udp", 53, 53, "10.7.0.0/16")],
-        };
+        });
         cloud
             .update(
                 &Desired {
@@ -504,11 +506,13 @@ mod moto {
             .await
             .unwrap()
             .remove(0);
-        let public = |map| Spec::Subnet {
-            vpc_id: vpc.id.clone(),
-            cidr_block: "10.7.1.0/24".into(),
-            availability_zone: zone.clone(),
-            map_public_ip_on_launch: map,
+        let public = |map| {
+            Spec::Subnet(SubnetSpec {
+                vpc_id: vpc.id.clone(),
+                cidr_block: "10.7.1.0/24".into(),
+                availability_zone: zone.clone(),
+                map_public_ip_on_launch: map,
+            })
         };
         let subnet_d = desired(&owner, "subnet", public(true));
         let subnet = cloud.create(&subnet_d).await.unwrap();
@@ -533,12 +537,12 @@ mod moto {
                 .spec,
             public(false)
         );
-        let elsewhere = Spec::Subnet {
+        let elsewhere = Spec::Subnet(SubnetSpec {
             vpc_id: vpc.id.clone(),
             cidr_block: "10.7.2.0/24".into(),
             availability_zone: zone.clone(),
             map_public_ip_on_launch: false,
-        };
+        });
         assert!(is_immutable(
             cloud
                 .update(
@@ -552,18 +556,18 @@ mod moto {
         ));
 
         // Internet gateway
-        let attached = Spec::InternetGateway {
+        let attached = Spec::InternetGateway(InternetGatewaySpec {
             vpc_id: vpc.id.clone(),
-        };
+        });
         let igw_d = desired(&owner, "igw", attached.clone());
         let igw = cloud.create(&igw_d).await.unwrap();
         let seen = by_tags(&cloud, &owner, Kind::InternetGateway, "igw")
             .await
             .unwrap();
         assert_eq!((&seen.id, &seen.spec), (&igw.id, &attached));
-        let detached = Spec::InternetGateway {
+        let detached = Spec::InternetGateway(InternetGatewaySpec {
             vpc_id: String::new(),
-        };
+        });
         cloud
             .update(
                 &Desired {
@@ -588,7 +592,7 @@ mod moto {
         );
 
         // Elastic IP
-        let eip_d = desired(&owner, "eip", Spec::ElasticIp {});
+        let eip_d = desired(&owner, "eip", Spec::ElasticIp(ElasticIpSpec {}));
         let eip = cloud.create(&eip_d).await.unwrap();
         assert!(eip.id.starts_with("eipalloc-"));
         assert!(eip.attributes.contains_key("publicIp"));
@@ -616,10 +620,10 @@ mod moto {
         );
 
         // NAT gateway
-        let nat_spec = Spec::NatGateway {
+        let nat_spec = Spec::NatGateway(NatGatewaySpec {
             subnet_id: subnet.id.clone(),
             allocation_id: eip.id.clone(),
-        };
+        });
         let nat_d = desired(&owner, "nat", nat_spec.clone());
         let nat = cloud.create(&nat_d).await.unwrap();
         eprintln!("moto NAT state after create: {:?}", nat.state);
@@ -643,10 +647,10 @@ mod moto {
             "moto NAT create retried with the same client token: {again:?} (first {})",
             nat.id
         );
-        let other = Spec::NatGateway {
+        let other = Spec::NatGateway(NatGatewaySpec {
             subnet_id: subnet.id.clone(),
             allocation_id: "eipalloc-0000".into(),
-        };
+        });
         assert!(is_immutable(
             cloud
                 .update(

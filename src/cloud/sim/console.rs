@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::SimCloud;
 use super::api::{Result, missing, terminal};
-use crate::cloud::{Kind, Observed, SgRule, Spec};
+use crate::cloud::{Kind, Observed, SecurityGroupSpec, SgRule, Spec};
 
 impl SimCloud {
     /// Changes a resource's spec in place, as a console edit would (no validation beyond
@@ -35,7 +35,7 @@ impl SimCloud {
     /// the tests' favourite drift: SSH opened to the world).
     pub fn authorize_ingress(&self, security_group: &str, rule: SgRule) -> Result<()> {
         self.edit(Kind::SecurityGroup, security_group, |spec| {
-            if let Spec::SecurityGroup { ingress, .. } = spec {
+            if let Spec::SecurityGroup(SecurityGroupSpec { ingress, .. }) = spec {
                 ingress.push(rule);
             }
         })
@@ -45,7 +45,7 @@ impl SimCloud {
     pub fn ingress_rules(&self, security_group: &str) -> Option<Vec<SgRule>> {
         let world = self.world();
         match &world.get(Kind::SecurityGroup, security_group)?.spec {
-            Spec::SecurityGroup { ingress, .. } => Some(ingress.clone()),
+            Spec::SecurityGroup(SecurityGroupSpec { ingress, .. }) => Some(ingress.clone()),
             _ => None,
         }
     }

@@ -5,10 +5,10 @@
 use super::SimCloud;
 use super::api::{Result, immutable, not_found, sync_tags};
 use super::security_group::reconcile_rules;
-use crate::cloud::{Desired, Kind, Observed, Spec};
+use crate::cloud::{DefaultSecurityGroupSpec, Desired, Kind, Observed, Spec};
 
 pub(crate) async fn create(sim: &SimCloud, d: &Desired) -> Result<Observed> {
-    let Spec::DefaultSecurityGroup { vpc_id, .. } = &d.spec else {
+    let Spec::DefaultSecurityGroup(DefaultSecurityGroupSpec { vpc_id, .. }) = &d.spec else {
         unreachable!("dispatched by kind")
     };
     let op = "DescribeSecurityGroups";
@@ -47,8 +47,8 @@ pub(crate) async fn create(sim: &SimCloud, d: &Desired) -> Result<Observed> {
 
 pub(crate) async fn update(sim: &SimCloud, d: &Desired, o: &Observed) -> Result<Observed> {
     if let (
-        Spec::DefaultSecurityGroup { vpc_id: want, .. },
-        Spec::DefaultSecurityGroup { vpc_id: have, .. },
+        Spec::DefaultSecurityGroup(DefaultSecurityGroupSpec { vpc_id: want, .. }),
+        Spec::DefaultSecurityGroup(DefaultSecurityGroupSpec { vpc_id: have, .. }),
     ) = (&d.spec, &o.spec)
         && want != have
     {
@@ -62,14 +62,14 @@ pub(crate) async fn update(sim: &SimCloud, d: &Desired, o: &Observed) -> Result<
 #[cfg(test)]
 mod tests {
     use super::super::testkit::*;
-    use crate::cloud::{Kind, Lookup, Provider, Spec, TAG_NODE};
+    use crate::cloud::{DefaultSecurityGroupSpec, Kind, Lookup, Provider, Spec, TAG_NODE};
 
     fn empty(vpc: &str) -> Spec {
-        Spec::DefaultSecurityGroup {
+        Spec::DefaultSecurityGroup(DefaultSecurityGroupSpec {
             vpc_id: vpc.into(),
             ingress: vec![],
             egress: vec![],
-        }
+        })
     }
 
     #[tokio::test]

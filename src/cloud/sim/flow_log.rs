@@ -4,15 +4,15 @@
 use super::SimCloud;
 use super::api::{Result, immutable, not_found, ok_if_missing, sync_tags, terminal};
 use super::nat::same_request;
-use crate::cloud::{Desired, Kind, Observed, Spec};
+use crate::cloud::{Desired, FlowLogSpec, Kind, Observed, Spec};
 
 pub(crate) async fn create(sim: &SimCloud, d: &Desired) -> Result<Observed> {
-    let Spec::FlowLog {
+    let Spec::FlowLog(FlowLogSpec {
         vpc_id,
         log_group_name,
         traffic_type,
         ..
-    } = &d.spec
+    }) = &d.spec
     else {
         unreachable!("dispatched by kind")
     };
@@ -29,7 +29,7 @@ pub(crate) async fn create(sim: &SimCloud, d: &Desired) -> Result<Observed> {
                 return Err(terminal(op, "InvalidParameterValue", format!("Invalid traffic type {traffic_type}")));
             }
             let duplicate = w.of_kind(Kind::FlowLog).any(|r| {
-                matches!(&r.spec, Spec::FlowLog { vpc_id: v, log_group_name: g, traffic_type: t, .. }
+                matches!(&r.spec, Spec::FlowLog(FlowLogSpec { vpc_id: v, log_group_name: g, traffic_type: t, .. })
                     if v == vpc_id && g == log_group_name && t == traffic_type)
             });
             if duplicate {

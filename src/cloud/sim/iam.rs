@@ -6,14 +6,14 @@
 use super::SimCloud;
 use super::api::{Result, dependency, immutable, not_found, ok_if_missing, sync_tags, terminal};
 use super::world::{ACCOUNT, Record, World};
-use crate::cloud::{Desired, Kind, Observed, Spec};
+use crate::cloud::{Desired, IamRoleSpec, Kind, Observed, Spec};
 
 pub(crate) async fn create(sim: &SimCloud, d: &Desired) -> Result<Observed> {
-    let Spec::IamRole {
+    let Spec::IamRole(IamRoleSpec {
         name,
         trusted_service,
         ..
-    } = &d.spec
+    }) = &d.spec
     else {
         unreachable!("dispatched by kind")
     };
@@ -41,11 +41,11 @@ pub(crate) async fn create(sim: &SimCloud, d: &Desired) -> Result<Observed> {
                     break id;
                 }
             };
-            let spec = Spec::IamRole {
+            let spec = Spec::IamRole(IamRoleSpec {
                 name: name.clone(),
                 trusted_service: trusted_service.clone(),
                 allowed_actions: vec![],
-            };
+            });
             w.insert(Kind::IamRole, &id, spec, d.tags.clone(), now);
             if let Some(r) = w.get_mut(Kind::IamRole, &id) {
                 r.arn = Some(format!("arn:aws:iam::{ACCOUNT}:role/{name}"));
@@ -61,19 +61,20 @@ pub(crate) async fn create(sim: &SimCloud, d: &Desired) -> Result<Observed> {
 /// A role by id (`AROA…`) or by name.
 fn find<'a>(w: &'a World, id_or_name: &str) -> Option<&'a Record> {
     w.get(Kind::IamRole, id_or_name).or_else(|| {
-        w.of_kind(Kind::IamRole)
-            .find(|r| matches!(&r.spec, Spec::IamRole { name, .. } if name == id_or_name))
+        w.of_kind(Kind::IamRole).find(
+            |r| matches!(&r.spec, Spec::IamRole(IamRoleSpec { name, .. }) if name == id_or_name),
+        )
     })
 }
 
 fn role<'a>(w: &'a mut World, op: &str, id: &str) -> Result<(&'a mut String, &'a mut Vec<String>)> {
     let id = find(w, id).map(|r| r.id.clone()).unwrap_or_default();
     match w.get_mut(Kind::IamRole, &id).map(|r| &mut r.spec) {
-        Some(Spec::IamRole {
+        Some(Spec::IamRole(IamRoleSpec {
             trusted_service,
             allowed_actions,
             ..
-        }) => Ok((trusted_service, allowed_actions)),
+        })) => Ok((trusted_service, allowed_actions)),
         _ => Err(not_found(
             op,
             "NoSuchEntity",
@@ -83,7 +84,10 @@ fn role<'a>(w: &'a mut World, op: &str, id: &str) -> Result<(&'a mut String, &'a
 }
 
 pub(crate) async fn update(sim: &SimCloud, d: &Desired, o: &Observed) -> Result<Observed> {
-    if let (Spec::IamRole { name: want, .. }, Spec::IamRole { name: have, .. }) = (&d.spec, &o.spec)
+    if let (
+        Spec::IamRole(IamRoleSpec { name: want, .. }),
+        Spec::IamRole(IamRoleSpec { name: have, .. }),
+    ) = (&d.spec, &o.spec)
         && want != have
     {
         return Err(immutable("UpdateRole", "name", have, want));
@@ -95,16 +99,16 @@ pub(crate) async fn update(sim: &SimCloud, d: &Desired, o: &Observed) -> Result<
 
 async fn reconcile(sim: &SimCloud, id: &str, want: &Spec, have: &Spec) -> Result<()> {
     let (
-        Spec::IamRole {
+        Spec::IamRole(IamRoleSpec {
             trusted_service: want_trust,
             allowed_actions: want_actions,
             ..
-        },
-        Spec::IamRole {
+        }),
+        Spec::IamRole(IamRoleSpec {
             trusted_service: have_trust,
             allowed_actions: have_actions,
             ..
-        },
+        }),
     ) = (want, have)
     else {
         return Ok(());

@@ -5,10 +5,10 @@
 use super::SimCloud;
 use super::api::{Result, dependency, not_found, ok_if_missing, sync_tags, terminal};
 use super::world::World;
-use crate::cloud::{Desired, Kind, Observed, Spec};
+use crate::cloud::{Desired, InternetGatewaySpec, Kind, Observed, Spec};
 
 pub(crate) async fn create(sim: &SimCloud, d: &Desired) -> Result<Observed> {
-    let Spec::InternetGateway { vpc_id } = &d.spec else {
+    let Spec::InternetGateway(InternetGatewaySpec { vpc_id }) = &d.spec else {
         unreachable!("dispatched by kind")
     };
     let id = sim
@@ -17,9 +17,9 @@ pub(crate) async fn create(sim: &SimCloud, d: &Desired) -> Result<Observed> {
             w.insert(
                 Kind::InternetGateway,
                 &id,
-                Spec::InternetGateway {
+                Spec::InternetGateway(InternetGatewaySpec {
                     vpc_id: String::new(),
-                },
+                }),
                 d.tags.clone(),
                 now,
             );
@@ -36,8 +36,10 @@ pub(crate) async fn create(sim: &SimCloud, d: &Desired) -> Result<Observed> {
 }
 
 pub(crate) async fn update(sim: &SimCloud, d: &Desired, o: &Observed) -> Result<Observed> {
-    if let (Spec::InternetGateway { vpc_id: want }, Spec::InternetGateway { vpc_id: have }) =
-        (&d.spec, &o.spec)
+    if let (
+        Spec::InternetGateway(InternetGatewaySpec { vpc_id: want }),
+        Spec::InternetGateway(InternetGatewaySpec { vpc_id: have }),
+    ) = (&d.spec, &o.spec)
         && want != have
     {
         if !have.is_empty() {
@@ -59,7 +61,7 @@ pub(crate) async fn update(sim: &SimCloud, d: &Desired, o: &Observed) -> Result<
 
 fn attached_to(w: &World, id: &str) -> Result<String> {
     match w.get(Kind::InternetGateway, id).map(|r| &r.spec) {
-        Some(Spec::InternetGateway { vpc_id }) => Ok(vpc_id.clone()),
+        Some(Spec::InternetGateway(InternetGatewaySpec { vpc_id })) => Ok(vpc_id.clone()),
         _ => Err(not_found(
             "DescribeInternetGateways",
             "InvalidInternetGatewayID.NotFound",
@@ -69,7 +71,7 @@ fn attached_to(w: &World, id: &str) -> Result<String> {
 }
 
 fn set_vpc(w: &mut World, id: &str, vpc: &str) {
-    if let Some(Spec::InternetGateway { vpc_id }) =
+    if let Some(Spec::InternetGateway(InternetGatewaySpec { vpc_id })) =
         w.get_mut(Kind::InternetGateway, id).map(|r| &mut r.spec)
     {
         *vpc_id = vpc.to_string();
@@ -87,7 +89,7 @@ fn attach(w: &mut World, id: &str, vpc: &str) -> Result<()> {
         ));
     }
     let other = w.of_kind(Kind::InternetGateway).find(|r| {
-        r.id != id && matches!(&r.spec, Spec::InternetGateway { vpc_id } if vpc_id == vpc)
+        r.id != id && matches!(&r.spec, Spec::InternetGateway(InternetGatewaySpec { vpc_id }) if vpc_id == vpc)
     });
     if let Some(other) = other {
         return Err(terminal(

@@ -8,17 +8,17 @@ use super::api::{Result, immutable, not_found, ok_if_missing, sync_tags, termina
 use super::cidr::Cidr;
 use super::nat::same_request;
 use super::world::{Phase, World};
-use crate::cloud::{Desired, Kind, Observed, Spec};
+use crate::cloud::{Desired, InstanceSpec, Kind, Observed, Spec, SubnetSpec};
 
 pub(crate) async fn create(sim: &SimCloud, d: &Desired) -> Result<Observed> {
-    let Spec::Instance {
+    let Spec::Instance(InstanceSpec {
         subnet_id,
         security_group_ids,
         image_id,
         root_volume_gib,
         associate_public_ip,
         ..
-    } = &d.spec
+    }) = &d.spec
     else {
         unreachable!("dispatched by kind")
     };
@@ -29,9 +29,9 @@ pub(crate) async fn create(sim: &SimCloud, d: &Desired) -> Result<Observed> {
                 return same_request(op, existing.token.as_ref(), &d.spec)
                     .map(|_| existing.id.clone());
             }
-            let Some(Spec::Subnet {
+            let Some(Spec::Subnet(SubnetSpec {
                 vpc_id, cidr_block, ..
-            }) = w.get(Kind::Subnet, subnet_id).map(|r| r.spec.clone())
+            })) = w.get(Kind::Subnet, subnet_id).map(|r| r.spec.clone())
             else {
                 return Err(not_found(
                     op,
@@ -77,11 +77,11 @@ pub(crate) async fn create(sim: &SimCloud, d: &Desired) -> Result<Observed> {
             check_groups(w, op, &vpc_id, &groups)?;
             let id = w.new_id("i-");
             let mut spec = d.spec.clone();
-            if let Spec::Instance {
+            if let Spec::Instance(InstanceSpec {
                 security_group_ids,
                 image_id,
                 ..
-            } = &mut spec
+            }) = &mut spec
             {
                 *security_group_ids = groups;
                 *image_id = resolved_image;
@@ -142,16 +142,16 @@ pub(crate) async fn update(sim: &SimCloud, d: &Desired, o: &Observed) -> Result<
         }
     }
     let (
-        Spec::Instance {
+        Spec::Instance(InstanceSpec {
             security_group_ids: want_groups,
             imds_v2_required: want_imds,
             ..
-        },
-        Spec::Instance {
+        }),
+        Spec::Instance(InstanceSpec {
             security_group_ids: have_groups,
             imds_v2_required: have_imds,
             ..
-        },
+        }),
     ) = (&d.spec, &o.spec)
     else {
         return sim.snapshot(Kind::Instance, &o.id);
@@ -171,9 +171,9 @@ pub(crate) async fn update(sim: &SimCloud, d: &Desired, o: &Observed) -> Result<
                 ));
             }
             check_groups(w, op, &vpc, want_groups)?;
-            if let Some(Spec::Instance {
+            if let Some(Spec::Instance(InstanceSpec {
                 security_group_ids, ..
-            }) = w.get_mut(Kind::Instance, &o.id).map(|r| &mut r.spec)
+            })) = w.get_mut(Kind::Instance, &o.id).map(|r| &mut r.spec)
             {
                 *security_group_ids = want_groups.clone();
             }
@@ -185,9 +185,9 @@ pub(crate) async fn update(sim: &SimCloud, d: &Desired, o: &Observed) -> Result<
         let op = "ModifyInstanceMetadataOptions";
         sim.call("ec2", op, |w, _| {
             running(w, op, &o.id)?;
-            if let Some(Spec::Instance {
+            if let Some(Spec::Instance(InstanceSpec {
                 imds_v2_required, ..
-            }) = w.get_mut(Kind::Instance, &o.id).map(|r| &mut r.spec)
+            })) = w.get_mut(Kind::Instance, &o.id).map(|r| &mut r.spec)
             {
                 *imds_v2_required = *want_imds;
             }
@@ -247,7 +247,7 @@ mod tests {
     use std::time::Duration;
 
     use super::super::testkit::*;
-    use crate::cloud::{Kind, Provider, Spec, State};
+    use crate::cloud::{InstanceSpec, Kind, Provider, Spec, State};
 
     #[tokio::test]
     async fn run_pending_then_running_terminate_shutting_down_then_gone() {
@@ -295,9 +295,9 @@ mod tests {
         let sim = sim();
         let net = network(&sim).await;
         let i = make(&sim, "vm", instance_spec(&net.private, "", false)).await;
-        let Spec::Instance {
+        let Spec::Instance(InstanceSpec {
             security_group_ids, ..
-        } = &i.spec
+        }) = &i.spec
         else {
             panic!()
         };

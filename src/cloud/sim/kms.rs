@@ -7,22 +7,22 @@
 use super::SimCloud;
 use super::api::{CloudErrorExt, Result, not_found, sync_tags, terminal};
 use super::world::{ACCOUNT, Phase, World};
-use crate::cloud::{CloudError, Desired, Kind, Observed, Spec};
+use crate::cloud::{CloudError, Desired, Kind, KmsKeySpec, Observed, Spec};
 
 const WEEK_SECONDS: f64 = 7.0 * 24.0 * 3600.0;
 
 pub(crate) async fn create(sim: &SimCloud, d: &Desired) -> Result<Observed> {
-    let Spec::KmsKey { description, .. } = &d.spec else {
+    let Spec::KmsKey(KmsKeySpec { description, .. }) = &d.spec else {
         unreachable!("dispatched by kind")
     };
     let id = sim
         .call("kms", "CreateKey", |w, now| {
             let id = w.rng.uuid();
-            let spec = Spec::KmsKey {
+            let spec = Spec::KmsKey(KmsKeySpec {
                 description: description.clone(),
                 rotation_enabled: false,
                 pending_deletion: false,
-            };
+            });
             w.insert(Kind::KmsKey, &id, spec, d.tags.clone(), now);
             let arn = format!("arn:aws:kms:{}:{ACCOUNT}:key/{id}", w.region);
             if let Some(r) = w.get_mut(Kind::KmsKey, &id) {
@@ -44,16 +44,16 @@ pub(crate) async fn update(sim: &SimCloud, d: &Desired, o: &Observed) -> Result<
 
 async fn reconcile(sim: &SimCloud, id: &str, want: &Spec, have: &Spec) -> Result<()> {
     let (
-        Spec::KmsKey {
+        Spec::KmsKey(KmsKeySpec {
             description: want_desc,
             rotation_enabled: want_rot,
             pending_deletion: want_pending,
-        },
-        Spec::KmsKey {
+        }),
+        Spec::KmsKey(KmsKeySpec {
             description: have_desc,
             rotation_enabled: have_rot,
             pending_deletion: have_pending,
-        },
+        }),
     ) = (want, have)
     else {
         return Ok(());
@@ -107,10 +107,10 @@ fn usable<'a>(w: &'a mut World, op: &str, id: &str) -> Result<&'a mut super::wor
     let record = key(w, op, id)?;
     if matches!(
         record.spec,
-        Spec::KmsKey {
+        Spec::KmsKey(KmsKeySpec {
             pending_deletion: true,
             ..
-        }
+        })
     ) {
         return Err(terminal(
             op,
@@ -125,11 +125,11 @@ fn usable<'a>(w: &'a mut World, op: &str, id: &str) -> Result<&'a mut super::wor
 }
 
 fn set(record: &mut super::world::Record, f: impl FnOnce(&mut String, &mut bool, &mut bool)) {
-    if let Spec::KmsKey {
+    if let Spec::KmsKey(KmsKeySpec {
         description,
         rotation_enabled,
         pending_deletion,
-    } = &mut record.spec
+    }) = &mut record.spec
     {
         f(description, rotation_enabled, pending_deletion);
     }
@@ -156,7 +156,7 @@ pub(crate) async fn delete(sim: &SimCloud, id: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::super::testkit::*;
-    use crate::cloud::{Kind, Provider, Spec, State};
+    use crate::cloud::{Kind, KmsKeySpec, Provider, Spec, State};
 
     #[tokio::test]
     async fn key_has_uuid_id_and_arn_and_create_is_not_idempotent() {
@@ -191,10 +191,10 @@ mod tests {
         assert_eq!(seen.state, State::Deleting);
         assert!(matches!(
             seen.spec,
-            Spec::KmsKey {
+            Spec::KmsKey(KmsKeySpec {
                 pending_deletion: true,
                 ..
-            }
+            })
         ));
         assert!(
             sim.owned(&owner()).await.unwrap().is_empty(),

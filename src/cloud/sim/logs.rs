@@ -6,7 +6,7 @@
 use super::SimCloud;
 use super::api::{Result, immutable, not_found, ok_if_missing, sync_tags, terminal};
 use super::world::{ACCOUNT, World};
-use crate::cloud::{Desired, Kind, Observed, Spec};
+use crate::cloud::{Desired, Kind, KmsKeySpec, LogGroupSpec, Observed, Spec};
 
 const RETENTION_DAYS: [i32; 22] = [
     1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
@@ -14,9 +14,9 @@ const RETENTION_DAYS: [i32; 22] = [
 ];
 
 pub(crate) async fn create(sim: &SimCloud, d: &Desired) -> Result<Observed> {
-    let Spec::LogGroup {
+    let Spec::LogGroup(LogGroupSpec {
         name, kms_key_arn, ..
-    } = &d.spec
+    }) = &d.spec
     else {
         unreachable!("dispatched by kind")
     };
@@ -37,11 +37,11 @@ pub(crate) async fn create(sim: &SimCloud, d: &Desired) -> Result<Observed> {
             ));
         }
         check_key(w, op, kms_key_arn)?;
-        let spec = Spec::LogGroup {
+        let spec = Spec::LogGroup(LogGroupSpec {
             name: name.clone(),
             retention_days: 0,
             kms_key_arn: kms_key_arn.clone(),
-        };
+        });
         w.insert(Kind::LogGroup, name, spec, d.tags.clone(), now);
         let arn = format!("arn:aws:logs:{}:{ACCOUNT}:log-group:{name}", w.region);
         if let Some(r) = w.get_mut(Kind::LogGroup, name) {
@@ -62,10 +62,10 @@ fn check_key(w: &World, op: &str, arn: &str) -> Result<()> {
             r.arn.as_deref() == Some(arn)
                 && matches!(
                     r.spec,
-                    Spec::KmsKey {
+                    Spec::KmsKey(KmsKeySpec {
                         pending_deletion: false,
                         ..
-                    }
+                    })
                 )
         });
     if usable {
@@ -80,8 +80,10 @@ fn check_key(w: &World, op: &str, arn: &str) -> Result<()> {
 }
 
 pub(crate) async fn update(sim: &SimCloud, d: &Desired, o: &Observed) -> Result<Observed> {
-    if let (Spec::LogGroup { name: want, .. }, Spec::LogGroup { name: have, .. }) =
-        (&d.spec, &o.spec)
+    if let (
+        Spec::LogGroup(LogGroupSpec { name: want, .. }),
+        Spec::LogGroup(LogGroupSpec { name: have, .. }),
+    ) = (&d.spec, &o.spec)
         && want != have
     {
         return Err(immutable("CreateLogGroup", "name", have, want));
@@ -93,16 +95,16 @@ pub(crate) async fn update(sim: &SimCloud, d: &Desired, o: &Observed) -> Result<
 
 async fn reconcile(sim: &SimCloud, name: &str, want: &Spec, have: &Spec) -> Result<()> {
     let (
-        Spec::LogGroup {
+        Spec::LogGroup(LogGroupSpec {
             retention_days: want_days,
             kms_key_arn: want_key,
             ..
-        },
-        Spec::LogGroup {
+        }),
+        Spec::LogGroup(LogGroupSpec {
             retention_days: have_days,
             kms_key_arn: have_key,
             ..
-        },
+        }),
     ) = (want, have)
     else {
         return Ok(());
@@ -142,11 +144,11 @@ async fn reconcile(sim: &SimCloud, name: &str, want: &Spec, have: &Spec) -> Resu
 
 fn group<'a>(w: &'a mut World, op: &str, name: &str) -> Result<(&'a mut i32, &'a mut String)> {
     match w.get_mut(Kind::LogGroup, name).map(|r| &mut r.spec) {
-        Some(Spec::LogGroup {
+        Some(Spec::LogGroup(LogGroupSpec {
             retention_days,
             kms_key_arn,
             ..
-        }) => Ok((retention_days, kms_key_arn)),
+        })) => Ok((retention_days, kms_key_arn)),
         _ => Err(not_found(
             op,
             "ResourceNotFoundException",

@@ -5,13 +5,13 @@
 use super::SimCloud;
 use super::api::{Result, dependency, immutable, not_found, ok_if_missing, sync_tags, terminal};
 use super::world::Phase;
-use crate::cloud::{Desired, Kind, Observed, Spec};
+use crate::cloud::{Desired, InternetGatewaySpec, Kind, NatGatewaySpec, Observed, Spec};
 
 pub(crate) async fn create(sim: &SimCloud, d: &Desired) -> Result<Observed> {
-    let Spec::NatGateway {
+    let Spec::NatGateway(NatGatewaySpec {
         subnet_id,
         allocation_id,
-    } = &d.spec
+    }) = &d.spec
     else {
         unreachable!("dispatched by kind")
     };
@@ -39,7 +39,7 @@ pub(crate) async fn create(sim: &SimCloud, d: &Desired) -> Result<Observed> {
             };
             let holder = w
                 .of_kind(Kind::NatGateway)
-                .find(|r| matches!(&r.spec, Spec::NatGateway { allocation_id: a, .. } if a == allocation_id));
+                .find(|r| matches!(&r.spec, Spec::NatGateway(NatGatewaySpec { allocation_id: a, .. }) if a == allocation_id));
             if let Some(holder) = holder {
                 let message = format!("Elastic IP address {allocation_id} is already associated with {}", holder.id);
                 return Err(match holder.phase {
@@ -50,7 +50,7 @@ pub(crate) async fn create(sim: &SimCloud, d: &Desired) -> Result<Observed> {
             }
             let igw = w
                 .of_kind(Kind::InternetGateway)
-                .any(|r| matches!(&r.spec, Spec::InternetGateway { vpc_id } if *vpc_id == vpc));
+                .any(|r| matches!(&r.spec, Spec::InternetGateway(InternetGatewaySpec { vpc_id }) if *vpc_id == vpc));
             if !igw {
                 return Err(dependency(
                     op,
@@ -86,14 +86,14 @@ pub(crate) fn same_request(op: &str, token: Option<&(String, Spec)>, spec: &Spec
 
 pub(crate) async fn update(sim: &SimCloud, d: &Desired, o: &Observed) -> Result<Observed> {
     if let (
-        Spec::NatGateway {
+        Spec::NatGateway(NatGatewaySpec {
             subnet_id: s1,
             allocation_id: a1,
-        },
-        Spec::NatGateway {
+        }),
+        Spec::NatGateway(NatGatewaySpec {
             subnet_id: s0,
             allocation_id: a0,
-        },
+        }),
     ) = (&d.spec, &o.spec)
     {
         for (field, want, have) in [("subnetId", s1, s0), ("allocationId", a1, a0)] {
@@ -240,7 +240,12 @@ mod tests {
         let sim = sim();
         let vpc = make(&sim, "vpc", vpc_spec()).await;
         let subnet = make(&sim, "s", subnet_spec(&vpc.id, "10.0.0.0/24", "us-east-1a")).await;
-        let eip = make(&sim, "eip", crate::cloud::Spec::ElasticIp {}).await;
+        let eip = make(
+            &sim,
+            "eip",
+            crate::cloud::Spec::ElasticIp(crate::cloud::ElasticIpSpec {}),
+        )
+        .await;
         let err = sim
             .create(&desired("nat", nat_spec(&subnet.id, &eip.id)))
             .await

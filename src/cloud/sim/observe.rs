@@ -6,7 +6,7 @@ use std::time::Instant;
 use super::SimCloud;
 use super::api::Result;
 use super::world::{Record, World};
-use crate::cloud::{Kind, Lookup, Observed, Owner, Spec};
+use crate::cloud::{DefaultSecurityGroupSpec, Kind, KmsKeySpec, Lookup, Observed, Owner, Spec};
 
 /// The one AWS call observe makes for a kind.
 pub(crate) fn describe_operation(kind: Kind) -> &'static str {
@@ -60,8 +60,10 @@ fn find<'a>(
     {
         return Some(found);
     }
-    if let (Kind::DefaultSecurityGroup, Some(Spec::DefaultSecurityGroup { vpc_id, .. })) =
-        (kind, &lookup.desired)
+    if let (
+        Kind::DefaultSecurityGroup,
+        Some(Spec::DefaultSecurityGroup(DefaultSecurityGroupSpec { vpc_id, .. })),
+    ) = (kind, &lookup.desired)
     {
         return w
             .of_kind(kind)
@@ -85,10 +87,10 @@ pub(crate) async fn owned(sim: &SimCloud, owner: &Owner) -> Result<Vec<crate::cl
             .filter(|r| {
                 !matches!(
                     r.spec,
-                    Spec::KmsKey {
+                    Spec::KmsKey(KmsKeySpec {
                         pending_deletion: true,
                         ..
-                    }
+                    })
                 )
             })
             .collect();

@@ -10,10 +10,10 @@ use super::api::{Result, dependency, immutable, not_found, ok_if_missing, sync_t
 use super::cidr::Cidr;
 use super::nat::same_request;
 use super::world::World;
-use crate::cloud::{Desired, Kind, Observed, Route, Spec};
+use crate::cloud::{Desired, InternetGatewaySpec, Kind, Observed, Route, RouteTableSpec, Spec};
 
 pub(crate) async fn create(sim: &SimCloud, d: &Desired) -> Result<Observed> {
-    let Spec::RouteTable { vpc_id, .. } = &d.spec else {
+    let Spec::RouteTable(RouteTableSpec { vpc_id, .. }) = &d.spec else {
         unreachable!("dispatched by kind")
     };
     let id = sim
@@ -31,11 +31,11 @@ pub(crate) async fn create(sim: &SimCloud, d: &Desired) -> Result<Observed> {
                 ));
             }
             let id = w.new_id("rtb-");
-            let spec = Spec::RouteTable {
+            let spec = Spec::RouteTable(RouteTableSpec {
                 vpc_id: vpc_id.clone(),
                 routes: vec![],
                 subnet_ids: vec![],
-            };
+            });
             w.insert(Kind::RouteTable, &id, spec, d.tags.clone(), now);
             if let Some(r) = w.get_mut(Kind::RouteTable, &id) {
                 r.token = Some((d.client_token.clone(), d.spec.clone()));
@@ -49,8 +49,10 @@ pub(crate) async fn create(sim: &SimCloud, d: &Desired) -> Result<Observed> {
 }
 
 pub(crate) async fn update(sim: &SimCloud, d: &Desired, o: &Observed) -> Result<Observed> {
-    if let (Spec::RouteTable { vpc_id: want, .. }, Spec::RouteTable { vpc_id: have, .. }) =
-        (&d.spec, &o.spec)
+    if let (
+        Spec::RouteTable(RouteTableSpec { vpc_id: want, .. }),
+        Spec::RouteTable(RouteTableSpec { vpc_id: have, .. }),
+    ) = (&d.spec, &o.spec)
         && want != have
     {
         return Err(immutable("CreateRouteTable", "vpcId", have, want));
@@ -62,16 +64,16 @@ pub(crate) async fn update(sim: &SimCloud, d: &Desired, o: &Observed) -> Result<
 
 async fn reconcile(sim: &SimCloud, id: &str, want: &Spec, have: &Spec) -> Result<()> {
     let (
-        Spec::RouteTable {
+        Spec::RouteTable(RouteTableSpec {
             routes: want_routes,
             subnet_ids: want_subnets,
             ..
-        },
-        Spec::RouteTable {
+        }),
+        Spec::RouteTable(RouteTableSpec {
             routes: have_routes,
             subnet_ids: have_subnets,
             ..
-        },
+        }),
     ) = (want, have)
     else {
         return Ok(());
@@ -122,7 +124,7 @@ async fn reconcile(sim: &SimCloud, id: &str, want: &Spec, have: &Spec) -> Result
 }
 
 fn associated(spec: &Spec, subnet: &str) -> bool {
-    matches!(spec, Spec::RouteTable { subnet_ids, .. } if subnet_ids.iter().any(|s| s == subnet))
+    matches!(spec, Spec::RouteTable(RouteTableSpec { subnet_ids, .. }) if subnet_ids.iter().any(|s| s == subnet))
 }
 
 fn table<'a>(
@@ -131,11 +133,11 @@ fn table<'a>(
     id: &str,
 ) -> Result<(&'a mut String, &'a mut Vec<Route>, &'a mut Vec<String>)> {
     match w.get_mut(Kind::RouteTable, id).map(|r| &mut r.spec) {
-        Some(Spec::RouteTable {
+        Some(Spec::RouteTable(RouteTableSpec {
             vpc_id,
             routes,
             subnet_ids,
-        }) => Ok((vpc_id, routes, subnet_ids)),
+        })) => Ok((vpc_id, routes, subnet_ids)),
         _ => Err(not_found(
             op,
             "InvalidRouteTableID.NotFound",
@@ -157,7 +159,7 @@ fn check_target(w: &World, op: &str, vpc: &str, table: &str, target: &str) -> Re
         };
     }
     match w.get(Kind::InternetGateway, target).map(|r| &r.spec) {
-        Some(Spec::InternetGateway { vpc_id }) if vpc_id == vpc => Ok(()),
+        Some(Spec::InternetGateway(InternetGatewaySpec { vpc_id })) if vpc_id == vpc => Ok(()),
         Some(_) => Err(terminal(
             op,
             "InvalidParameterValue",
@@ -265,7 +267,7 @@ pub(crate) fn forget_subnet(w: &mut World, subnet: &str) {
         .map(|r| r.id.clone())
         .collect();
     for id in tables {
-        if let Some(Spec::RouteTable { subnet_ids, .. }) =
+        if let Some(Spec::RouteTable(RouteTableSpec { subnet_ids, .. })) =
             w.get_mut(Kind::RouteTable, &id).map(|r| &mut r.spec)
         {
             subnet_ids.retain(|s| s != subnet);
@@ -279,7 +281,9 @@ pub(crate) async fn delete(sim: &SimCloud, id: &str) -> Result<()> {
         let subnets = sim
             .call("ec2", op, |w, _| {
                 match w.get(Kind::RouteTable, id).map(|r| &r.spec) {
-                    Some(Spec::RouteTable { subnet_ids, .. }) => Ok(subnet_ids.clone()),
+                    Some(Spec::RouteTable(RouteTableSpec { subnet_ids, .. })) => {
+                        Ok(subnet_ids.clone())
+                    }
                     _ => Err(not_found(
                         op,
                         "InvalidRouteTableID.NotFound",
@@ -300,7 +304,7 @@ pub(crate) async fn delete(sim: &SimCloud, id: &str) -> Result<()> {
                 not_found(op, "InvalidRouteTableID.NotFound", format!("The routeTable ID '{id}' does not exist"))
             })?;
             if record.attributes.contains_key("main")
-                || !matches!(&record.spec, Spec::RouteTable { subnet_ids, .. } if subnet_ids.is_empty())
+                || !matches!(&record.spec, Spec::RouteTable(RouteTableSpec { subnet_ids, .. }) if subnet_ids.is_empty())
             {
                 return Err(dependency(op, format!("The routeTable '{id}' has dependencies and cannot be deleted.")));
             }

@@ -6,7 +6,10 @@ use super::SimCloud;
 use super::api::{Result, dependency, immutable, not_found, ok_if_missing, sync_tags, terminal};
 use super::cidr::Cidr;
 use super::world::World;
-use crate::cloud::{Desired, Kind, Observed, SgRule, Spec};
+use crate::cloud::{
+    DefaultSecurityGroupSpec, Desired, InstanceSpec, Kind, Observed, SecurityGroupSpec, SgRule,
+    Spec,
+};
 
 /// A rule allowing all traffic from/to `source`.
 pub(crate) fn all_traffic(source: &str) -> SgRule {
@@ -25,12 +28,12 @@ pub(crate) enum Direction {
 }
 
 pub(crate) async fn create(sim: &SimCloud, d: &Desired) -> Result<Observed> {
-    let Spec::SecurityGroup {
+    let Spec::SecurityGroup(SecurityGroupSpec {
         vpc_id,
         name,
         description,
         ..
-    } = &d.spec
+    }) = &d.spec
     else {
         unreachable!("dispatched by kind")
     };
@@ -46,7 +49,7 @@ pub(crate) async fn create(sim: &SimCloud, d: &Desired) -> Result<Observed> {
             }
             let taken = w
                 .in_vpc(Kind::SecurityGroup, vpc_id)
-                .any(|r| matches!(&r.spec, Spec::SecurityGroup { name: n, .. } if n == name));
+                .any(|r| matches!(&r.spec, Spec::SecurityGroup(SecurityGroupSpec { name: n, .. }) if n == name));
             if taken || name == "default" {
                 return Err(terminal(
                     op,
@@ -55,13 +58,13 @@ pub(crate) async fn create(sim: &SimCloud, d: &Desired) -> Result<Observed> {
                 ));
             }
             let id = w.new_id("sg-");
-            let spec = Spec::SecurityGroup {
+            let spec = Spec::SecurityGroup(SecurityGroupSpec {
                 vpc_id: vpc_id.clone(),
                 name: name.clone(),
                 description: description.clone(),
                 ingress: vec![],
                 egress: vec![all_traffic("0.0.0.0/0")],
-            };
+            });
             w.insert(Kind::SecurityGroup, &id, spec, d.tags.clone(), now);
             Ok(id)
         })
@@ -73,18 +76,18 @@ pub(crate) async fn create(sim: &SimCloud, d: &Desired) -> Result<Observed> {
 
 pub(crate) async fn update(sim: &SimCloud, d: &Desired, o: &Observed) -> Result<Observed> {
     if let (
-        Spec::SecurityGroup {
+        Spec::SecurityGroup(SecurityGroupSpec {
             vpc_id: v1,
             name: n1,
             description: d1,
             ..
-        },
-        Spec::SecurityGroup {
+        }),
+        Spec::SecurityGroup(SecurityGroupSpec {
             vpc_id: v0,
             name: n0,
             description: d0,
             ..
-        },
+        }),
     ) = (&d.spec, &o.spec)
     {
         for (field, want, have) in [("vpcId", v1, v0), ("name", n1, n0), ("description", d1, d0)] {
@@ -100,12 +103,12 @@ pub(crate) async fn update(sim: &SimCloud, d: &Desired, o: &Observed) -> Result<
 
 fn rules(spec: &Spec) -> (&[SgRule], &[SgRule]) {
     match spec {
-        Spec::SecurityGroup {
+        Spec::SecurityGroup(SecurityGroupSpec {
             ingress, egress, ..
-        }
-        | Spec::DefaultSecurityGroup {
+        })
+        | Spec::DefaultSecurityGroup(DefaultSecurityGroupSpec {
             ingress, egress, ..
-        } => (ingress, egress),
+        }) => (ingress, egress),
         _ => (&[], &[]),
     }
 }
@@ -169,11 +172,13 @@ fn group_rules<'a>(
     })?;
     match (&mut record.spec, direction) {
         (
-            Spec::SecurityGroup { ingress, .. } | Spec::DefaultSecurityGroup { ingress, .. },
+            Spec::SecurityGroup(SecurityGroupSpec { ingress, .. })
+            | Spec::DefaultSecurityGroup(DefaultSecurityGroupSpec { ingress, .. }),
             Direction::Ingress,
         ) => Ok(ingress),
         (
-            Spec::SecurityGroup { egress, .. } | Spec::DefaultSecurityGroup { egress, .. },
+            Spec::SecurityGroup(SecurityGroupSpec { egress, .. })
+            | Spec::DefaultSecurityGroup(DefaultSecurityGroupSpec { egress, .. }),
             Direction::Egress,
         ) => Ok(egress),
         _ => Err(terminal(
@@ -289,7 +294,7 @@ pub(crate) async fn delete(sim: &SimCloud, id: &str) -> Result<()> {
 /// An instance using the group, or another group whose rules reference it.
 fn user_of(w: &World, id: &str) -> Option<String> {
     let instance = w.of_kind(Kind::Instance).find(
-        |r| matches!(&r.spec, Spec::Instance { security_group_ids, .. } if security_group_ids.iter().any(|g| g == id)),
+        |r| matches!(&r.spec, Spec::Instance(InstanceSpec { security_group_ids, .. }) if security_group_ids.iter().any(|g| g == id)),
     );
     let referrer = w.all().filter(|r| r.id != id).find(|r| {
         let (ingress, egress) = rules(&r.spec);
@@ -301,7 +306,7 @@ fn user_of(w: &World, id: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::super::testkit::*;
-    use crate::cloud::{Provider, Spec};
+    use crate::cloud::{Provider, SecurityGroupSpec, Spec};
 
     #[tokio::test]
     async fn create_sets_desired_rules_replacing_default_egress() {
@@ -368,7 +373,7 @@ mod tests {
         let vpc = make(&sim, "vpc", vpc_spec()).await;
         let sg = make(&sim, "sg", sg_spec(&vpc.id, "x", vec![], vec![])).await;
         let mut want = sg.spec.clone();
-        if let Spec::SecurityGroup { ingress, .. } = &mut want {
+        if let Spec::SecurityGroup(SecurityGroupSpec { ingress, .. }) = &mut want {
             ingress.push(tcp(22, "10.0.0.0/8"));
         }
         sim.update(&desired("sg", want.clone()), &sg).await.unwrap();

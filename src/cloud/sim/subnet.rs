@@ -5,22 +5,22 @@
 use super::api::{Result, dependency, immutable, not_found, ok_if_missing, sync_tags, terminal};
 use super::cidr::Cidr;
 use super::{SimCloud, zones_of};
-use crate::cloud::{Desired, Kind, Observed, Spec};
+use crate::cloud::{Desired, Kind, Observed, Spec, SubnetSpec, VpcSpec};
 
 pub(crate) async fn create(sim: &SimCloud, d: &Desired) -> Result<Observed> {
-    let Spec::Subnet {
+    let Spec::Subnet(SubnetSpec {
         vpc_id,
         cidr_block,
         availability_zone,
         ..
-    } = &d.spec
+    }) = &d.spec
     else {
         unreachable!("dispatched by kind")
     };
     let id = sim
         .call("ec2", "CreateSubnet", |w, now| {
             let op = "CreateSubnet";
-            let Some(Spec::Vpc { cidr_block: vpc_block, .. }) = w.get(Kind::Vpc, vpc_id).map(|r| &r.spec) else {
+            let Some(Spec::Vpc(VpcSpec { cidr_block: vpc_block, .. })) = w.get(Kind::Vpc, vpc_id).map(|r| &r.spec) else {
                 return Err(not_found(op, "InvalidVpcID.NotFound", format!("The vpc ID '{vpc_id}' does not exist")));
             };
             if !zones_of(&w.region).unwrap_or_default().contains(availability_zone) {
@@ -36,18 +36,18 @@ pub(crate) async fn create(sim: &SimCloud, d: &Desired) -> Result<Observed> {
                 return Err(terminal(op, "InvalidSubnet.Range", format!("The CIDR '{cidr_block}' is invalid.")));
             };
             let clash = w.in_vpc(Kind::Subnet, vpc_id).any(|r| {
-                matches!(&r.spec, Spec::Subnet { cidr_block: c, .. } if Cidr::parse(c).is_some_and(|c| c.overlaps(block)))
+                matches!(&r.spec, Spec::Subnet(SubnetSpec { cidr_block: c, .. }) if Cidr::parse(c).is_some_and(|c| c.overlaps(block)))
             });
             if clash {
                 return Err(terminal(op, "InvalidSubnet.Conflict", format!("The CIDR '{cidr_block}' conflicts with another subnet")));
             }
             let id = w.new_id("subnet-");
-            let spec = Spec::Subnet {
+            let spec = Spec::Subnet(SubnetSpec {
                 vpc_id: vpc_id.clone(),
                 cidr_block: cidr_block.clone(),
                 availability_zone: availability_zone.clone(),
                 map_public_ip_on_launch: false,
-            };
+            });
             w.insert(Kind::Subnet, &id, spec, d.tags.clone(), now);
             Ok(id)
         })
@@ -59,18 +59,18 @@ pub(crate) async fn create(sim: &SimCloud, d: &Desired) -> Result<Observed> {
 
 pub(crate) async fn update(sim: &SimCloud, d: &Desired, o: &Observed) -> Result<Observed> {
     if let (
-        Spec::Subnet {
+        Spec::Subnet(SubnetSpec {
             vpc_id: v1,
             cidr_block: c1,
             availability_zone: z1,
             ..
-        },
-        Spec::Subnet {
+        }),
+        Spec::Subnet(SubnetSpec {
             vpc_id: v0,
             cidr_block: c0,
             availability_zone: z0,
             ..
-        },
+        }),
     ) = (&d.spec, &o.spec)
     {
         for (field, want, have) in [
@@ -90,14 +90,14 @@ pub(crate) async fn update(sim: &SimCloud, d: &Desired, o: &Observed) -> Result<
 
 async fn modify(sim: &SimCloud, id: &str, want: &Spec, have: &Spec) -> Result<()> {
     let (
-        Spec::Subnet {
+        Spec::Subnet(SubnetSpec {
             map_public_ip_on_launch: want,
             ..
-        },
-        Spec::Subnet {
+        }),
+        Spec::Subnet(SubnetSpec {
             map_public_ip_on_launch: have,
             ..
-        },
+        }),
     ) = (want, have)
     else {
         return Ok(());
@@ -108,10 +108,10 @@ async fn modify(sim: &SimCloud, id: &str, want: &Spec, have: &Spec) -> Result<()
     let op = "ModifySubnetAttribute";
     sim.call("ec2", op, |w, _| {
         match w.get_mut(Kind::Subnet, id).map(|r| &mut r.spec) {
-            Some(Spec::Subnet {
+            Some(Spec::Subnet(SubnetSpec {
                 map_public_ip_on_launch,
                 ..
-            }) => *map_public_ip_on_launch = *want,
+            })) => *map_public_ip_on_launch = *want,
             _ => {
                 return Err(not_found(
                     op,

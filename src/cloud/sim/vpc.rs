@@ -9,10 +9,13 @@ use super::api::{Result, dependency, immutable, not_found, ok_if_missing, sync_t
 use super::cidr::Cidr;
 use super::security_group::all_traffic;
 use super::world::World;
-use crate::cloud::{Desired, Kind, Observed, Spec};
+use crate::cloud::{
+    DefaultSecurityGroupSpec, Desired, InternetGatewaySpec, Kind, Observed, RouteTableSpec, Spec,
+    VpcSpec,
+};
 
 pub(crate) async fn create(sim: &SimCloud, d: &Desired) -> Result<Observed> {
-    let Spec::Vpc { cidr_block, .. } = &d.spec else {
+    let Spec::Vpc(VpcSpec { cidr_block, .. }) = &d.spec else {
         unreachable!("dispatched by kind")
     };
     let id = sim
@@ -33,28 +36,28 @@ pub(crate) async fn create(sim: &SimCloud, d: &Desired) -> Result<Observed> {
                 ));
             }
             let id = w.new_id("vpc-");
-            let spec = Spec::Vpc {
+            let spec = Spec::Vpc(VpcSpec {
                 cidr_block: cidr_block.clone(),
                 enable_dns_support: true,
                 enable_dns_hostnames: false,
-            };
+            });
             w.insert(Kind::Vpc, &id, spec, d.tags.clone(), now);
             let sg = w.new_id("sg-");
-            let rules = Spec::DefaultSecurityGroup {
+            let rules = Spec::DefaultSecurityGroup(DefaultSecurityGroupSpec {
                 vpc_id: id.clone(),
                 ingress: vec![all_traffic(&sg)],
                 egress: vec![all_traffic("0.0.0.0/0")],
-            };
+            });
             w.insert(Kind::DefaultSecurityGroup, &sg, rules, BTreeMap::new(), now);
             if let Some(r) = w.get_mut(Kind::DefaultSecurityGroup, &sg) {
                 r.attributes.insert("groupName".into(), "default".into());
             }
             let rtb = w.new_id("rtb-");
-            let table = Spec::RouteTable {
+            let table = Spec::RouteTable(RouteTableSpec {
                 vpc_id: id.clone(),
                 routes: vec![],
                 subnet_ids: vec![],
-            };
+            });
             w.insert(Kind::RouteTable, &rtb, table, BTreeMap::new(), now);
             if let Some(r) = w.get_mut(Kind::RouteTable, &rtb) {
                 r.attributes.insert("main".into(), "true".into());
@@ -69,12 +72,12 @@ pub(crate) async fn create(sim: &SimCloud, d: &Desired) -> Result<Observed> {
 
 pub(crate) async fn update(sim: &SimCloud, d: &Desired, o: &Observed) -> Result<Observed> {
     if let (
-        Spec::Vpc {
+        Spec::Vpc(VpcSpec {
             cidr_block: want, ..
-        },
-        Spec::Vpc {
+        }),
+        Spec::Vpc(VpcSpec {
             cidr_block: have, ..
-        },
+        }),
     ) = (&d.spec, &o.spec)
         && want != have
     {
@@ -89,16 +92,16 @@ pub(crate) async fn update(sim: &SimCloud, d: &Desired, o: &Observed) -> Result<
 /// is turned on before hostnames and hostnames off before support, as AWS requires.
 async fn modify_attributes(sim: &SimCloud, id: &str, want: &Spec, have: &Spec) -> Result<()> {
     let (
-        Spec::Vpc {
+        Spec::Vpc(VpcSpec {
             enable_dns_support: want_support,
             enable_dns_hostnames: want_hosts,
             ..
-        },
-        Spec::Vpc {
+        }),
+        Spec::Vpc(VpcSpec {
             enable_dns_support: have_support,
             enable_dns_hostnames: have_hosts,
             ..
-        },
+        }),
     ) = (want, have)
     else {
         return Ok(());
@@ -124,11 +127,11 @@ fn set_attribute(w: &mut World, id: &str, attribute: &str, value: bool) -> Resul
     let record = w
         .get_mut(Kind::Vpc, id)
         .ok_or_else(|| not_found(op, "InvalidVpcID.NotFound", format!("{id} does not exist")))?;
-    let Spec::Vpc {
+    let Spec::Vpc(VpcSpec {
         enable_dns_support,
         enable_dns_hostnames,
         ..
-    } = &mut record.spec
+    }) = &mut record.spec
     else {
         return Ok(());
     };
@@ -189,7 +192,7 @@ fn blocker(w: &World, vpc: &str) -> Option<String> {
     let first = |kind: Kind| w.in_vpc(kind, vpc).next().map(|r| r.id.clone());
     let igw = w
         .of_kind(Kind::InternetGateway)
-        .find(|r| matches!(&r.spec, Spec::InternetGateway { vpc_id } if vpc_id == vpc));
+        .find(|r| matches!(&r.spec, Spec::InternetGateway(InternetGatewaySpec { vpc_id }) if vpc_id == vpc));
     let table = w
         .in_vpc(Kind::RouteTable, vpc)
         .find(|r| !r.attributes.contains_key("main"));
@@ -204,7 +207,7 @@ fn blocker(w: &World, vpc: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::super::testkit::*;
-    use crate::cloud::{Kind, Provider, Spec};
+    use crate::cloud::{DefaultSecurityGroupSpec, Kind, Provider, Spec, VpcSpec};
 
     #[tokio::test]
     async fn create_makes_default_sg_with_aws_rules_and_main_table() {
@@ -217,11 +220,11 @@ mod tests {
             .expect("default SG created")
             .1
             .clone();
-        let Spec::DefaultSecurityGroup {
+        let Spec::DefaultSecurityGroup(DefaultSecurityGroupSpec {
             vpc_id,
             ingress,
             egress,
-        } = sg.spec
+        }) = sg.spec
         else {
             panic!()
         };
@@ -246,10 +249,10 @@ mod tests {
     async fn dns_hostnames_costs_one_modify_call_and_is_observed() {
         let sim = sim();
         let mut spec = vpc_spec();
-        if let Spec::Vpc {
+        if let Spec::Vpc(VpcSpec {
             enable_dns_hostnames,
             ..
-        } = &mut spec
+        }) = &mut spec
         {
             *enable_dns_hostnames = true;
         }
@@ -269,11 +272,11 @@ mod tests {
         let err = sim
             .create(&desired(
                 "vpc",
-                Spec::Vpc {
+                Spec::Vpc(VpcSpec {
                     cidr_block: "10.0.0.0/8".into(),
                     enable_dns_support: true,
                     enable_dns_hostnames: false,
-                },
+                }),
             ))
             .await
             .unwrap_err();

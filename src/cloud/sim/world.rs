@@ -5,7 +5,11 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use super::rng::XorShift;
-use crate::cloud::{CallCounts, CallOutcome, Kind, Observed, Spec, State, TAG_NODE, TAG_OWNER};
+use crate::cloud::{
+    CallCounts, CallOutcome, DefaultSecurityGroupSpec, FlowLogSpec, InstanceSpec, Kind,
+    NatGatewaySpec, Observed, RouteTableSpec, SecurityGroupSpec, Spec, State, SubnetSpec, TAG_NODE,
+    TAG_OWNER, VpcSpec,
+};
 
 pub(crate) const ACCOUNT: &str = "123456789012";
 
@@ -71,21 +75,20 @@ impl Record {
     /// The VPC the resource lives in, for kinds that name it in their spec.
     pub(crate) fn vpc_id(&self) -> Option<&str> {
         match &self.spec {
-            Spec::DefaultSecurityGroup { vpc_id, .. }
-            | Spec::Subnet { vpc_id, .. }
-            | Spec::RouteTable { vpc_id, .. }
-            | Spec::SecurityGroup { vpc_id, .. }
-            | Spec::FlowLog { vpc_id, .. } => Some(vpc_id),
-            Spec::Vpc { .. } => Some(&self.id),
+            Spec::DefaultSecurityGroup(DefaultSecurityGroupSpec { vpc_id, .. })
+            | Spec::Subnet(SubnetSpec { vpc_id, .. })
+            | Spec::RouteTable(RouteTableSpec { vpc_id, .. })
+            | Spec::SecurityGroup(SecurityGroupSpec { vpc_id, .. })
+            | Spec::FlowLog(FlowLogSpec { vpc_id, .. }) => Some(vpc_id),
+            Spec::Vpc(VpcSpec { .. }) => Some(&self.id),
             _ => None,
         }
     }
 
     pub(crate) fn subnet_id(&self) -> Option<&str> {
         match &self.spec {
-            Spec::NatGateway { subnet_id, .. } | Spec::Instance { subnet_id, .. } => {
-                Some(subnet_id)
-            }
+            Spec::NatGateway(NatGatewaySpec { subnet_id, .. })
+            | Spec::Instance(InstanceSpec { subnet_id, .. }) => Some(subnet_id),
             _ => None,
         }
     }

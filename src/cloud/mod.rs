@@ -1,15 +1,18 @@
 //! The Provider boundary: every AWS resource kind behind the same four verbs (observe,
 //! create, update, delete), with two backends — `sim` (an in-memory AWS for the demo,
-//! tests and benchmarks) and, in a later change, `aws` (the AWS SDK).
+//! tests and benchmarks) and `aws` (the AWS SDK).
 //!
 //! The engine speaks only these types: a [`Desired`] resource (its kind's spec with
 //! references already resolved to AWS ids, and its tags) and an [`Observed`] one (what
 //! AWS reports, in the same spec shape, plus id, ARN and lifecycle state). Because both
-//! sides use one shape, drift is a field-by-field comparison of two specs. Each kind's
-//! spec is its own struct (`spec.rs`) inside the [`Spec`] enum.
+//! sides use one shape, drift is a field-by-field comparison of two specs.
+//!
+//! `kind.rs` is the kind registry (what each kind is, said once); `spec.rs` the spec
+//! struct of each kind and the [`Spec`] enum over them.
 
 pub mod any;
 pub mod aws;
+mod kind;
 pub mod sim;
 mod spec;
 
@@ -18,6 +21,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+pub use kind::{DeleteMode, Idempotency, Kind, KindInfo, Parent};
 pub use spec::*;
 
 /// Tag keys every managed resource carries (see DESIGN.md "Rules the engine keeps").
@@ -25,52 +29,6 @@ pub const TAG_OWNER: &str = "hipaa.dev/owner";
 pub const TAG_NODE: &str = "hipaa.dev/node";
 pub const TAG_MANAGED_BY: &str = "hipaa.dev/managed-by";
 pub const MANAGED_BY: &str = "hipaa-operator";
-
-/// The AWS resource kinds the operator manages.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub enum Kind {
-    KmsKey,
-    LogGroup,
-    IamRole,
-    Vpc,
-    /// The VPC's default security group, which must have no rules (NET-5). Never created
-    /// or deleted: "create" and "update" revoke its rules.
-    DefaultSecurityGroup,
-    Subnet,
-    InternetGateway,
-    ElasticIp,
-    NatGateway,
-    RouteTable,
-    SecurityGroup,
-    Instance,
-    FlowLog,
-}
-
-impl Kind {
-    /// `service:type`, as status and metrics name it.
-    pub fn type_name(self) -> &'static str {
-        match self {
-            Kind::KmsKey => "kms:key",
-            Kind::LogGroup => "logs:log-group",
-            Kind::IamRole => "iam:role",
-            Kind::Vpc => "ec2:vpc",
-            Kind::DefaultSecurityGroup => "ec2:default-security-group",
-            Kind::Subnet => "ec2:subnet",
-            Kind::InternetGateway => "ec2:internet-gateway",
-            Kind::ElasticIp => "ec2:elastic-ip",
-            Kind::NatGateway => "ec2:nat-gateway",
-            Kind::RouteTable => "ec2:route-table",
-            Kind::SecurityGroup => "ec2:security-group",
-            Kind::Instance => "ec2:instance",
-            Kind::FlowLog => "ec2:flow-log",
-        }
-    }
-
-    /// The AWS service that owns the kind (for call counting).
-    pub fn service(self) -> &'static str {
-        self.type_name().split(':').next().unwrap_or("ec2")
-    }
-}
 
 /// Who owns a resource: the custom resource it was created for. Its text form,
 /// `Kind/namespace/name`, is the value of the `hipaa.dev/owner` tag and the seed of the

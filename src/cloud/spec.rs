@@ -7,7 +7,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::Kind;
+use super::kind::Kind;
+use super::{CloudError, Desired, Observed};
 
 /// An ingress or egress rule of a security group.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -209,6 +210,49 @@ impl Spec {
         }
         out
     }
+
+    /// One field as text (as [`fields`](Self::fields) renders it), by its JSON name.
+    pub fn field(&self, name: &str) -> Option<String> {
+        let value = serde_json::to_value(self).ok()?;
+        value.get(name).filter(|_| name != "kind").map(field_text)
+    }
+
+    /// The first of the kind's immutable fields (see [`KindInfo::immutable`]) whose
+    /// desired value differs from the observed one, as `(field, observed, desired)`: the
+    /// change needs a new resource. A desired value AWS resolves at creation (a
+    /// `resolve:ssm:` image) is no change.
+    ///
+    /// [`KindInfo::immutable`]: super::KindInfo::immutable
+    pub fn immutable_change(&self, observed: &Spec) -> Option<(String, String, String)> {
+        self.kind().info().immutable.iter().find_map(|field| {
+            let want = self.field(field).unwrap_or_default();
+            let have = observed.field(field).unwrap_or_default();
+            (want != have && !resolved_at_creation(field, &want))
+                .then(|| (field.to_string(), have, want))
+        })
+    }
+
+    /// `Err` (`InvalidParameterValue`, naming the field, as `operation` answers) when
+    /// [`immutable_change`](Self::immutable_change) finds one: every update checks this
+    /// before its first call.
+    pub fn check_immutable(&self, operation: &str, observed: &Spec) -> Result<(), CloudError> {
+        match self.immutable_change(observed) {
+            None => Ok(()),
+            Some((field, have, want)) => Err(CloudError::Terminal {
+                operation: operation.to_string(),
+                code: "InvalidParameterValue".into(),
+                message: format!(
+                    "{field} cannot be changed in place (is {have}, desired {want}): replace the resource"
+                ),
+            }),
+        }
+    }
+}
+
+/// Fields whose desired value AWS resolves at creation and reports differently
+/// (`resolve:ssm:` image ids become AMI ids): the observed value is never a difference.
+pub fn resolved_at_creation(field: &str, desired: &str) -> bool {
+    field == "imageId" && desired.starts_with("resolve:ssm:")
 }
 
 fn field_text(field: &serde_json::Value) -> String {
@@ -234,6 +278,119 @@ fn render(value: &serde_json::Value) -> String {
             parts.join(" ")
         }
         other => other.to_string(),
+    }
+}
+
+/// One kind's spec struct: its [`Kind`], and the way in and out of [`Spec`].
+pub trait KindSpec: Sized + Into<Spec> {
+    const KIND: Kind;
+    /// The struct inside `spec`, when `spec` is of this kind.
+    fn of(spec: &Spec) -> Option<&Self>;
+    fn of_mut(spec: &mut Spec) -> Option<&mut Self>;
+}
+
+macro_rules! kind_specs {
+    ($($variant:ident($spec:ident)),* $(,)?) => {$(
+        impl From<$spec> for Spec {
+            fn from(spec: $spec) -> Spec {
+                Spec::$variant(spec)
+            }
+        }
+
+        impl KindSpec for $spec {
+            const KIND: Kind = Kind::$variant;
+
+            fn of(spec: &Spec) -> Option<&Self> {
+                match spec {
+                    Spec::$variant(spec) => Some(spec),
+                    _ => None,
+                }
+            }
+
+            fn of_mut(spec: &mut Spec) -> Option<&mut Self> {
+                match spec {
+                    Spec::$variant(spec) => Some(spec),
+                    _ => None,
+                }
+            }
+        }
+    )*};
+}
+
+kind_specs! {
+    KmsKey(KmsKeySpec),
+    LogGroup(LogGroupSpec),
+    IamRole(IamRoleSpec),
+    Vpc(VpcSpec),
+    DefaultSecurityGroup(DefaultSecurityGroupSpec),
+    Subnet(SubnetSpec),
+    InternetGateway(InternetGatewaySpec),
+    ElasticIp(ElasticIpSpec),
+    NatGateway(NatGatewaySpec),
+    RouteTable(RouteTableSpec),
+    SecurityGroup(SecurityGroupSpec),
+    Instance(InstanceSpec),
+    FlowLog(FlowLogSpec),
+}
+
+/// The observed spec of an update, of the desired spec's kind: what a backend's update
+/// dispatch hands the kind's function next to the desired one. A resource of another
+/// kind is refused (`InvalidParameterValue`).
+pub fn observed_as<'a, T: KindSpec>(
+    desired: &Desired,
+    observed: &'a Observed,
+) -> Result<&'a T, CloudError> {
+    T::of(&observed.spec).ok_or_else(|| CloudError::Terminal {
+        operation: "Update".into(),
+        code: "InvalidParameterValue".into(),
+        message: format!(
+            "{} is a {}, not a {}",
+            observed.id,
+            observed.spec.kind().type_name(),
+            desired.spec.kind().type_name()
+        ),
+    })
+}
+
+#[cfg(test)]
+impl Spec {
+    /// A spec of `kind` with every field at its default.
+    pub(crate) fn example(kind: Kind) -> Spec {
+        match kind {
+            Kind::KmsKey => KmsKeySpec::default().into(),
+            Kind::LogGroup => LogGroupSpec::default().into(),
+            Kind::IamRole => IamRoleSpec::default().into(),
+            Kind::Vpc => VpcSpec::default().into(),
+            Kind::DefaultSecurityGroup => DefaultSecurityGroupSpec::default().into(),
+            Kind::Subnet => SubnetSpec::default().into(),
+            Kind::InternetGateway => InternetGatewaySpec::default().into(),
+            Kind::ElasticIp => ElasticIpSpec::default().into(),
+            Kind::NatGateway => NatGatewaySpec::default().into(),
+            Kind::RouteTable => RouteTableSpec::default().into(),
+            Kind::SecurityGroup => SecurityGroupSpec::default().into(),
+            Kind::Instance => InstanceSpec::default().into(),
+            Kind::FlowLog => FlowLogSpec::default().into(),
+        }
+    }
+
+    /// The spec with `field` (a JSON name) changed: a string gets a suffix, a boolean
+    /// flips, a number grows, a list gets an item.
+    pub(crate) fn with_changed(&self, field: &str) -> Spec {
+        let mut value = serde_json::to_value(self).expect("a spec serializes");
+        let slot = value
+            .get_mut(field)
+            .unwrap_or_else(|| panic!("{:?} has no field {field}", self.kind()));
+        *slot = match slot.take() {
+            serde_json::Value::String(s) => format!("{s}-changed").into(),
+            serde_json::Value::Bool(b) => (!b).into(),
+            serde_json::Value::Number(n) => (n.as_i64().unwrap_or(0) + 1).into(),
+            serde_json::Value::Array(mut items) => {
+                items.push("changed".into());
+                items.into()
+            }
+            other => panic!("{field}: cannot change {other}"),
+        };
+        serde_json::from_value(value).expect("the changed spec deserializes")
     }
 }
 
@@ -269,5 +426,41 @@ mod tests {
             assert_eq!(serde_json::to_value(&spec).unwrap(), json);
             assert_eq!(serde_json::from_value::<Spec>(json).unwrap(), spec);
         }
+        for kind in Kind::ALL {
+            let spec = Spec::example(kind);
+            let json = serde_json::to_value(&spec).unwrap();
+            assert_eq!(
+                serde_json::from_value::<Spec>(json).unwrap(),
+                spec,
+                "{kind:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn immutable_change_names_the_first_immutable_field_that_differs() {
+        let subnet = Spec::example(Kind::Subnet);
+        assert_eq!(subnet.immutable_change(&subnet), None);
+        let moved = subnet
+            .with_changed("cidrBlock")
+            .with_changed("availabilityZone");
+        assert_eq!(
+            moved.immutable_change(&subnet),
+            Some(("cidrBlock".into(), String::new(), "-changed".into()))
+        );
+        let public = subnet.with_changed("mapPublicIpOnLaunch");
+        assert_eq!(public.immutable_change(&subnet), None, "mutable in place");
+        let image = |id: &str| {
+            Spec::Instance(InstanceSpec {
+                image_id: id.into(),
+                ..InstanceSpec::default()
+            })
+        };
+        assert_eq!(
+            image("resolve:ssm:/aws/service/x").immutable_change(&image("ami-1")),
+            None,
+            "resolved at launch"
+        );
+        assert!(image("ami-2").immutable_change(&image("ami-1")).is_some());
     }
 }

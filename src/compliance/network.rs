@@ -5,8 +5,8 @@ use std::net::IpAddr;
 use super::{Context, ObservedNode, citation};
 use crate::api::{ComplianceEntry, ControlResult};
 use crate::cloud::{
-    DefaultSecurityGroupSpec, FlowLogSpec, InstanceSpec, Kind, KmsKeySpec, LogGroupSpec, Observed,
-    RouteTableSpec, SecurityGroupSpec, SgRule, Spec, State, SubnetSpec, VpcSpec,
+    DefaultSecurityGroupSpec, FlowLogSpec, InstanceSpec, Kind, KindSpec, KmsKeySpec, LogGroupSpec,
+    Observed, RouteTableSpec, SecurityGroupSpec, SgRule, Spec, State, SubnetSpec, VpcSpec,
 };
 
 /// At most this many findings are spelled out in one detail; the rest are counted.
@@ -333,8 +333,7 @@ fn log_group<'a>(nodes: &'a [ObservedNode], name: &str) -> LogGroupLookup<'a> {
     let mut unobservable = Vec::new();
     for n in nodes.iter().filter(|n| n.kind == Kind::LogGroup) {
         match &n.observed {
-            Ok(Some(o)) if matches!(&o.spec, Spec::LogGroup(LogGroupSpec { name: lg, .. }) if lg == name) =>
-            {
+            Ok(Some(o)) if LogGroupSpec::of(&o.spec).is_some_and(|lg| lg.name == name) => {
                 return LogGroupLookup::Found(&n.node, o);
             }
             Err(_) => unobservable.push(n.node.as_str()),

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::cloud::{Observed, Spec};
+use crate::cloud::{Observed, Spec, resolved_at_creation};
 
 /// One field of one resource that differs.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -11,12 +11,6 @@ pub struct FieldDrift {
     pub field: String,
     pub desired: String,
     pub actual: String,
-}
-
-/// Fields whose desired value AWS resolves at creation and reports differently:
-/// `resolve:ssm:` image ids become AMI ids.
-fn resolved_at_creation(field: &str, desired: &str) -> bool {
-    field == "imageId" && desired.starts_with("resolve:ssm:")
 }
 
 /// The drift between a desired spec (references resolved) with its tags and what AWS

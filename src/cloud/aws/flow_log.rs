@@ -95,16 +95,17 @@ async fn read(cloud: &AwsCloud, id: &str) -> Result<Observed, CloudError> {
         })
 }
 
-pub(crate) async fn create(cloud: &AwsCloud, desired: &Desired) -> Result<Observed, CloudError> {
-    let Spec::FlowLog(FlowLogSpec {
+pub(crate) async fn create(
+    cloud: &AwsCloud,
+    desired: &Desired,
+    spec: &FlowLogSpec,
+) -> Result<Observed, CloudError> {
+    let FlowLogSpec {
         vpc_id,
         log_group_name,
         role_arn,
         traffic_type,
-    }) = &desired.spec
-    else {
-        unreachable!("dispatched by kind")
-    };
+    } = spec;
     let result = cloud
         .ec2
         .create_flow_logs()
@@ -154,22 +155,15 @@ pub(crate) async fn create(cloud: &AwsCloud, desired: &Desired) -> Result<Observ
     read(cloud, &id).await
 }
 
+/// Every field is immutable (`KindInfo::immutable`): only tags change.
 pub(crate) async fn update(
     cloud: &AwsCloud,
     desired: &Desired,
     observed: &Observed,
 ) -> Result<Observed, CloudError> {
-    for ((field, want), (_, have)) in desired.spec.fields().iter().zip(&observed.spec.fields()) {
-        if want != have {
-            return Err(CloudError::Terminal {
-                operation: "CreateFlowLogs".into(),
-                code: "InvalidParameterValue".into(),
-                message: format!(
-                    "{field} cannot be changed in place (is {have}, desired {want}): replace the resource"
-                ),
-            });
-        }
-    }
+    desired
+        .spec
+        .check_immutable("CreateFlowLogs", &observed.spec)?;
     ensure_ec2_tags(cloud, &observed.id, &desired.tags, &observed.tags).await?;
     read(cloud, &observed.id).await
 }

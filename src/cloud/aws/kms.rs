@@ -15,7 +15,7 @@ use aws_sdk_kms::types::{KeyMetadata, KeyState, Tag};
 
 use super::{AwsCloud, match_lookups, missing_tags};
 use crate::cloud::{
-    CloudError, Desired, Kind, KmsKeySpec, Lookup, Observed, Owned, Owner, Spec, State, TAG_NODE,
+    CloudError, Desired, Kind, KmsKeySpec, Lookup, Observed, Owned, Owner, State, TAG_NODE,
     TAG_OWNER,
 };
 
@@ -127,11 +127,12 @@ async fn with_meta(
         } else {
             State::Available
         },
-        spec: Spec::KmsKey(KmsKeySpec {
+        spec: KmsKeySpec {
             description: meta.description().unwrap_or_default().to_string(),
             rotation_enabled,
             pending_deletion,
-        }),
+        }
+        .into(),
         tags,
         attributes: BTreeMap::new(),
     })
@@ -218,14 +219,15 @@ pub(crate) async fn observe(
     Ok(match_lookups(lookups, found))
 }
 
-pub(crate) async fn create(cloud: &AwsCloud, desired: &Desired) -> Result<Observed, CloudError> {
-    let Spec::KmsKey(KmsKeySpec { description, .. }) = &desired.spec else {
-        unreachable!("dispatched by kind")
-    };
+pub(crate) async fn create(
+    cloud: &AwsCloud,
+    desired: &Desired,
+    spec: &KmsKeySpec,
+) -> Result<Observed, CloudError> {
     let result = cloud
         .kms
         .create_key()
-        .description(description)
+        .description(&spec.description)
         .set_tags(Some(kms_tags(&desired.tags)?))
         .send()
         .await;
@@ -234,12 +236,12 @@ pub(crate) async fn create(cloud: &AwsCloud, desired: &Desired) -> Result<Observ
         operation: "CreateKey".into(),
         message: "no key metadata in the response".into(),
     })?;
-    let created = Spec::KmsKey(KmsKeySpec {
-        description: description.clone(),
+    let created = KmsKeySpec {
+        description: spec.description.clone(),
         rotation_enabled: false,
         pending_deletion: false,
-    });
-    reconcile(cloud, meta.key_id(), &desired.spec, &created).await?;
+    };
+    reconcile(cloud, meta.key_id(), spec, &created).await?;
     read(cloud, meta.key_id(), Some(desired.tags.clone())).await
 }
 
@@ -247,8 +249,10 @@ pub(crate) async fn update(
     cloud: &AwsCloud,
     desired: &Desired,
     observed: &Observed,
+    want: &KmsKeySpec,
+    have: &KmsKeySpec,
 ) -> Result<Observed, CloudError> {
-    reconcile(cloud, &observed.id, &desired.spec, &observed.spec).await?;
+    reconcile(cloud, &observed.id, want, have).await?;
     let missing = missing_tags(&desired.tags, &observed.tags);
     if !missing.is_empty() {
         let result = cloud
@@ -265,25 +269,15 @@ pub(crate) async fn update(
     read(cloud, &observed.id, Some(tags)).await
 }
 
-async fn reconcile(cloud: &AwsCloud, id: &str, want: &Spec, have: &Spec) -> Result<(), CloudError> {
-    let (
-        Spec::KmsKey(KmsKeySpec {
-            description: want_desc,
-            rotation_enabled: want_rot,
-            pending_deletion: want_pending,
-        }),
-        Spec::KmsKey(KmsKeySpec {
-            description: have_desc,
-            rotation_enabled: have_rot,
-            pending_deletion: have_pending,
-        }),
-    ) = (want, have)
-    else {
-        return Ok(());
-    };
+async fn reconcile(
+    cloud: &AwsCloud,
+    id: &str,
+    want: &KmsKeySpec,
+    have: &KmsKeySpec,
+) -> Result<(), CloudError> {
     // A key whose deletion is cancelled comes back disabled and with its rotation setting.
-    let mut have_rot = *have_rot;
-    if *have_pending && !*want_pending {
+    let mut have_rot = have.rotation_enabled;
+    if have.pending_deletion && !want.pending_deletion {
         let result = cloud.kms.cancel_key_deletion().key_id(id).send().await;
         cloud.done("kms", "CancelKeyDeletion", result)?;
         let result = cloud.kms.enable_key().key_id(id).send().await;
@@ -293,18 +287,18 @@ async fn reconcile(cloud: &AwsCloud, id: &str, want: &Spec, have: &Spec) -> Resu
             .done("kms", "GetKeyRotationStatus", result)?
             .key_rotation_enabled();
     }
-    if want_desc != have_desc {
+    if want.description != have.description {
         let result = cloud
             .kms
             .update_key_description()
             .key_id(id)
-            .description(want_desc)
+            .description(&want.description)
             .send()
             .await;
         cloud.done("kms", "UpdateKeyDescription", result)?;
     }
-    if *want_rot != have_rot {
-        if *want_rot {
+    if want.rotation_enabled != have_rot {
+        if want.rotation_enabled {
             let result = cloud.kms.enable_key_rotation().key_id(id).send().await;
             cloud.done("kms", "EnableKeyRotation", result)?;
         } else {

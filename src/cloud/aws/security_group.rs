@@ -165,22 +165,17 @@ async fn read(cloud: &AwsCloud, id: &str) -> Result<Observed, CloudError> {
         })
 }
 
-pub(crate) async fn create(cloud: &AwsCloud, desired: &Desired) -> Result<Observed, CloudError> {
-    let Spec::SecurityGroup(SecurityGroupSpec {
-        vpc_id,
-        name,
-        description,
-        ..
-    }) = &desired.spec
-    else {
-        unreachable!("dispatched by kind")
-    };
+pub(crate) async fn create(
+    cloud: &AwsCloud,
+    desired: &Desired,
+    spec: &SecurityGroupSpec,
+) -> Result<Observed, CloudError> {
     let result = cloud
         .ec2
         .create_security_group()
-        .group_name(name)
-        .description(description)
-        .vpc_id(vpc_id)
+        .group_name(&spec.name)
+        .description(&spec.description)
+        .vpc_id(&spec.vpc_id)
         .tag_specifications(tag_specification(
             ResourceType::SecurityGroup,
             &desired.tags,
@@ -190,19 +185,13 @@ pub(crate) async fn create(cloud: &AwsCloud, desired: &Desired) -> Result<Observ
     let output = cloud.done("ec2", "CreateSecurityGroup", result)?;
     let id = output.group_id().unwrap_or_default().to_string();
     // The new group as AWS makes it: no ingress, egress all traffic to 0.0.0.0/0.
-    let created = Spec::SecurityGroup(SecurityGroupSpec {
-        vpc_id: vpc_id.clone(),
-        name: name.clone(),
-        description: description.clone(),
-        ingress: vec![],
-        egress: vec![SgRule {
-            protocol: "-1".into(),
-            from_port: 0,
-            to_port: 0,
-            source: "0.0.0.0/0".into(),
-        }],
-    });
-    reconcile_rules(cloud, &id, &desired.spec, &created).await?;
+    let all_out = [SgRule {
+        protocol: "-1".into(),
+        from_port: 0,
+        to_port: 0,
+        source: "0.0.0.0/0".into(),
+    }];
+    reconcile_rules(cloud, &id, (&spec.ingress, &spec.egress), (&[], &all_out)).await?;
     read(cloud, &id).await
 }
 
@@ -210,40 +199,28 @@ pub(crate) async fn update(
     cloud: &AwsCloud,
     desired: &Desired,
     observed: &Observed,
+    want: &SecurityGroupSpec,
+    have: &SecurityGroupSpec,
 ) -> Result<Observed, CloudError> {
-    if let (
-        Spec::SecurityGroup(SecurityGroupSpec {
-            vpc_id: v1,
-            name: n1,
-            description: d1,
-            ..
-        }),
-        Spec::SecurityGroup(SecurityGroupSpec {
-            vpc_id: v0,
-            name: n0,
-            description: d0,
-            ..
-        }),
-    ) = (&desired.spec, &observed.spec)
-    {
-        for (field, want, have) in [("vpcId", v1, v0), ("name", n1, n0), ("description", d1, d0)] {
-            if want != have {
-                return Err(CloudError::Terminal {
-                    operation: "ModifySecurityGroupRules".into(),
-                    code: "InvalidParameterValue".into(),
-                    message: format!(
-                        "{field} cannot be changed in place (is {have}, desired {want}): replace the resource"
-                    ),
-                });
-            }
-        }
-    }
-    reconcile_rules(cloud, &observed.id, &desired.spec, &observed.spec).await?;
+    desired
+        .spec
+        .check_immutable("ModifySecurityGroupRules", &observed.spec)?;
+    reconcile_rules(
+        cloud,
+        &observed.id,
+        (&want.ingress, &want.egress),
+        (&have.ingress, &have.egress),
+    )
+    .await?;
     ensure_ec2_tags(cloud, &observed.id, &desired.tags, &observed.tags).await?;
     read(cloud, &observed.id).await
 }
 
-fn rules(spec: &Spec) -> (&[SgRule], &[SgRule]) {
+/// A group's rules: (ingress, egress).
+pub(crate) type Rules<'a> = (&'a [SgRule], &'a [SgRule]);
+
+/// The rules of a security group or a default security group (none for other kinds).
+pub(crate) fn rules(spec: &Spec) -> Rules<'_> {
     match spec {
         Spec::SecurityGroup(SecurityGroupSpec {
             ingress, egress, ..
@@ -255,16 +232,15 @@ fn rules(spec: &Spec) -> (&[SgRule], &[SgRule]) {
     }
 }
 
-/// Makes the group's rules those of `want`, starting from `have`: one authorize call with
-/// every missing rule and one revoke call with every extra one, per direction that differs.
+/// Makes the group's rules `want`, starting from `have`: one authorize call with every
+/// missing rule and one revoke call with every extra one, per direction that differs.
 pub(crate) async fn reconcile_rules(
     cloud: &AwsCloud,
     id: &str,
-    want: &Spec,
-    have: &Spec,
+    want: Rules<'_>,
+    have: Rules<'_>,
 ) -> Result<(), CloudError> {
-    let (want_in, want_out) = rules(want);
-    let (have_in, have_out) = rules(have);
+    let ((want_in, want_out), (have_in, have_out)) = (want, have);
     for (ingress, want, have) in [(true, want_in, have_in), (false, want_out, have_out)] {
         let mut add: Vec<SgRule> = want.iter().filter(|r| !have.contains(r)).cloned().collect();
         add.sort();

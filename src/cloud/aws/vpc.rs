@@ -4,7 +4,7 @@
 //! attributes (`DescribeVpcAttribute`: AWS reports them nowhere else).
 //!
 //! Also holds what the network kinds of this backend share: recorded ids not yet seen,
-//! id filters, the "cannot change in place" error.
+//! id filters, merged tags.
 
 use aws_sdk_ec2::types::{
     AttributeBooleanValue, Filter, ResourceType, Vpc, VpcAttributeName, VpcState,
@@ -16,7 +16,7 @@ use super::{
     tag_specification,
 };
 use crate::cloud::{
-    CloudError, Desired, Kind, Lookup, Observed, Owned, Owner, Spec, State, TAG_NODE, VpcSpec,
+    CloudError, Desired, Kind, KindSpec, Lookup, Observed, Owned, Owner, State, TAG_NODE, VpcSpec,
 };
 
 /// Recorded ids of `lookups` that are not among `seen` (sorted, no duplicates).
@@ -42,17 +42,6 @@ pub(super) fn id_filter(name: &str, ids: &[String]) -> Filter {
         .name(name)
         .set_values(Some(ids.to_vec()))
         .build()
-}
-
-/// The error for a field AWS cannot change in place.
-pub(super) fn immutable(operation: &str, field: &str, have: &str, want: &str) -> CloudError {
-    CloudError::Terminal {
-        operation: operation.to_string(),
-        code: "InvalidParameterValue".into(),
-        message: format!(
-            "{field} cannot be changed in place (is {have}, desired {want}): replace the resource"
-        ),
-    }
 }
 
 /// `observed.tags` once `ensure_ec2_tags` has added what `desired` lacks.
@@ -96,11 +85,12 @@ fn observed(cloud: &AwsCloud, vpc: &Vpc) -> Observed {
             Some(VpcState::Pending) => State::Pending,
             _ => State::Available,
         },
-        spec: Spec::Vpc(VpcSpec {
+        spec: VpcSpec {
             cidr_block: vpc.cidr_block().unwrap_or_default().to_string(),
             enable_dns_support: true,
             enable_dns_hostnames: false,
-        }),
+        }
+        .into(),
         tags: from_ec2_tags(vpc.tags()),
         attributes: Default::default(),
         id,
@@ -143,29 +133,25 @@ pub(crate) async fn observe(
         let support = read_attribute(cloud, &found.id, VpcAttributeName::EnableDnsSupport).await?;
         let hostnames =
             read_attribute(cloud, &found.id, VpcAttributeName::EnableDnsHostnames).await?;
-        if let Spec::Vpc(VpcSpec {
-            enable_dns_support,
-            enable_dns_hostnames,
-            ..
-        }) = &mut found.spec
-        {
-            *enable_dns_support = support.unwrap_or(true);
-            *enable_dns_hostnames = hostnames.unwrap_or(false);
+        if let Some(vpc) = VpcSpec::of_mut(&mut found.spec) {
+            vpc.enable_dns_support = support.unwrap_or(true);
+            vpc.enable_dns_hostnames = hostnames.unwrap_or(false);
         }
     }
     Ok(matched)
 }
 
-pub(crate) async fn create(cloud: &AwsCloud, desired: &Desired) -> Result<Observed, CloudError> {
-    let Spec::Vpc(VpcSpec { cidr_block, .. }) = &desired.spec else {
-        unreachable!("dispatched by kind")
-    };
+pub(crate) async fn create(
+    cloud: &AwsCloud,
+    desired: &Desired,
+    spec: &VpcSpec,
+) -> Result<Observed, CloudError> {
     // CreateVpc takes no client token: a retried create after a lost response makes a
     // second VPC, which observe (oldest tagged first) and `owned` then account for.
     let result = cloud
         .ec2
         .create_vpc()
-        .cidr_block(cidr_block)
+        .cidr_block(&spec.cidr_block)
         .tag_specifications(tag_specification(ResourceType::Vpc, &desired.tags))
         .send()
         .await;
@@ -178,7 +164,13 @@ pub(crate) async fn create(cloud: &AwsCloud, desired: &Desired) -> Result<Observ
     if created.tags.is_empty() {
         created.tags = desired.tags.clone();
     }
-    modify_attributes(cloud, &created.id, &desired.spec, &created.spec).await?;
+    // AWS's defaults: support on, hostnames off.
+    let defaults = VpcSpec {
+        cidr_block: spec.cidr_block.clone(),
+        enable_dns_support: true,
+        enable_dns_hostnames: false,
+    };
+    modify_attributes(cloud, &created.id, spec, &defaults).await?;
     created.spec = desired.spec.clone();
     Ok(created)
 }
@@ -187,20 +179,13 @@ pub(crate) async fn update(
     cloud: &AwsCloud,
     desired: &Desired,
     observed: &Observed,
+    want: &VpcSpec,
+    have: &VpcSpec,
 ) -> Result<Observed, CloudError> {
-    if let (
-        Spec::Vpc(VpcSpec {
-            cidr_block: want, ..
-        }),
-        Spec::Vpc(VpcSpec {
-            cidr_block: have, ..
-        }),
-    ) = (&desired.spec, &observed.spec)
-        && want != have
-    {
-        return Err(immutable("ModifyVpcAttribute", "cidrBlock", have, want));
-    }
-    modify_attributes(cloud, &observed.id, &desired.spec, &observed.spec).await?;
+    desired
+        .spec
+        .check_immutable("ModifyVpcAttribute", &observed.spec)?;
+    modify_attributes(cloud, &observed.id, want, have).await?;
     ensure_ec2_tags(cloud, &observed.id, &desired.tags, &observed.tags).await?;
     Ok(Observed {
         spec: desired.spec.clone(),
@@ -214,29 +199,16 @@ pub(crate) async fn update(
 async fn modify_attributes(
     cloud: &AwsCloud,
     id: &str,
-    want: &Spec,
-    have: &Spec,
+    want: &VpcSpec,
+    have: &VpcSpec,
 ) -> Result<(), CloudError> {
-    let (
-        Spec::Vpc(VpcSpec {
-            enable_dns_support: want_support,
-            enable_dns_hostnames: want_hosts,
-            ..
-        }),
-        Spec::Vpc(VpcSpec {
-            enable_dns_support: have_support,
-            enable_dns_hostnames: have_hosts,
-            ..
-        }),
-    ) = (want, have)
-    else {
-        return Ok(());
-    };
-    let support = (want_support != have_support)
-        .then_some((VpcAttributeName::EnableDnsSupport, *want_support));
-    let hosts =
-        (want_hosts != have_hosts).then_some((VpcAttributeName::EnableDnsHostnames, *want_hosts));
-    let order = if *want_support {
+    let support = (want.enable_dns_support != have.enable_dns_support)
+        .then_some((VpcAttributeName::EnableDnsSupport, want.enable_dns_support));
+    let hosts = (want.enable_dns_hostnames != have.enable_dns_hostnames).then_some((
+        VpcAttributeName::EnableDnsHostnames,
+        want.enable_dns_hostnames,
+    ));
+    let order = if want.enable_dns_support {
         [support, hosts]
     } else {
         [hosts, support]

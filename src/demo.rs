@@ -319,8 +319,24 @@ async fn drift_round(
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+    // The pass writes its status before it publishes its events, so the events can lag
+    // the remediation seen above by a moment: wait for both.
     let events: Api<CoreEvent> = Api::namespaced(client.clone(), NAMESPACE);
-    let list = events.list(&ListParams::default()).await?;
+    let list = loop {
+        let list = events.list(&ListParams::default()).await?;
+        let has = |reason: &str| {
+            list.items
+                .iter()
+                .any(|e| e.reason.as_deref() == Some(reason))
+        };
+        if has("DriftDetected") && has("DriftRemediated") {
+            break list;
+        }
+        if Instant::now() > deadline {
+            bail!("no DriftDetected and DriftRemediated events for the remediated drift");
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
     for e in list.items.iter().filter(|e| {
         matches!(
             e.reason.as_deref(),

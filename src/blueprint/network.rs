@@ -9,7 +9,11 @@ use std::net::Ipv4Addr;
 
 use super::{BlueprintError, Graph, Node, reference};
 use crate::api::{HipaaNetworkSpec, NatGatewayMode};
-use crate::cloud::{Owner, Route, SgRule, Spec};
+use crate::cloud::{
+    DefaultSecurityGroupSpec, ElasticIpSpec, FlowLogSpec, IamRoleSpec, InstanceSpec,
+    InternetGatewaySpec, KmsKeySpec, LogGroupSpec, NatGatewaySpec, Owner, Route, RouteTableSpec,
+    SecurityGroupSpec, SgRule, Spec, SubnetSpec, VpcSpec,
+};
 
 /// The AMI when the spec names none: EC2 resolves this public SSM parameter at launch.
 pub const DEFAULT_IMAGE: &str =
@@ -130,11 +134,11 @@ pub fn build(owner: &Owner, spec: &HipaaNetworkSpec) -> Result<Graph, BlueprintE
         None => {
             nodes.push(Node {
                 key: "kms/key".into(),
-                spec: Spec::KmsKey {
+                spec: Spec::KmsKey(KmsKeySpec {
                     description: format!("hipaa-operator {owner}"),
                     rotation_enabled: true,
                     pending_deletion: false,
-                },
+                }),
                 after: Default::default(),
             });
             reference("kms/key", "arn")
@@ -142,59 +146,59 @@ pub fn build(owner: &Owner, spec: &HipaaNetworkSpec) -> Result<Graph, BlueprintE
     };
     nodes.push(Node {
         key: "logs/flow-logs".into(),
-        spec: Spec::LogGroup {
+        spec: Spec::LogGroup(LogGroupSpec {
             name: format!(
                 "/hipaa-operator/{}/{}/vpc-flow-logs",
                 owner.namespace, owner.name
             ),
             retention_days: spec.common.log_retention_days,
             kms_key_arn: kms_arn.clone(),
-        },
+        }),
         after: Default::default(),
     });
     nodes.push(Node {
         key: "iam/flow-logs-role".into(),
-        spec: Spec::IamRole {
+        spec: Spec::IamRole(IamRoleSpec {
             name: resource_name(owner, "flow-logs", 64),
             trusted_service: "vpc-flow-logs.amazonaws.com".into(),
             allowed_actions: FLOW_LOG_ACTIONS.iter().map(|a| a.to_string()).collect(),
-        },
+        }),
         after: Default::default(),
     });
     nodes.push(Node {
         key: "vpc".into(),
-        spec: Spec::Vpc {
+        spec: Spec::Vpc(VpcSpec {
             cidr_block: spec.cidr_block.clone(),
             enable_dns_support: true,
             enable_dns_hostnames: true,
-        },
+        }),
         after: Default::default(),
     });
     let vpc = reference("vpc", "id");
     nodes.push(Node {
         key: "vpc/default-sg".into(),
-        spec: Spec::DefaultSecurityGroup {
+        spec: Spec::DefaultSecurityGroup(DefaultSecurityGroupSpec {
             vpc_id: vpc.clone(),
             ingress: vec![],
             egress: vec![],
-        },
+        }),
         after: Default::default(),
     });
     nodes.push(Node {
         key: "flow-log".into(),
-        spec: Spec::FlowLog {
+        spec: Spec::FlowLog(FlowLogSpec {
             vpc_id: vpc.clone(),
             log_group_name: reference("logs/flow-logs", "id"),
             role_arn: reference("iam/flow-logs-role", "arn"),
             traffic_type: "ALL".into(),
-        },
+        }),
         after: Default::default(),
     });
     nodes.push(Node {
         key: "igw".into(),
-        spec: Spec::InternetGateway {
+        spec: Spec::InternetGateway(InternetGatewaySpec {
             vpc_id: vpc.clone(),
-        },
+        }),
         after: Default::default(),
     });
 
@@ -202,12 +206,12 @@ pub fn build(owner: &Owner, spec: &HipaaNetworkSpec) -> Result<Graph, BlueprintE
         for (tier, cidr) in [("public", &public_cidrs[i]), ("private", &private_cidrs[i])] {
             nodes.push(Node {
                 key: format!("subnet/{tier}/{zone}"),
-                spec: Spec::Subnet {
+                spec: Spec::Subnet(SubnetSpec {
                     vpc_id: vpc.clone(),
                     cidr_block: cidr.clone(),
                     availability_zone: zone.clone(),
                     map_public_ip_on_launch: false,
-                },
+                }),
                 after: Default::default(),
             });
         }
@@ -219,22 +223,22 @@ pub fn build(owner: &Owner, spec: &HipaaNetworkSpec) -> Result<Graph, BlueprintE
     for zone in &nat_zones {
         nodes.push(Node {
             key: format!("eip/nat/{zone}"),
-            spec: Spec::ElasticIp {},
+            spec: Spec::ElasticIp(ElasticIpSpec {}),
             after: Default::default(),
         });
         nodes.push(Node {
             key: format!("nat/{zone}"),
-            spec: Spec::NatGateway {
+            spec: Spec::NatGateway(NatGatewaySpec {
                 subnet_id: reference(&format!("subnet/public/{zone}"), "id"),
                 allocation_id: reference(&format!("eip/nat/{zone}"), "id"),
-            },
+            }),
             // A NAT gateway routes through the VPC's internet gateway.
             after: ["igw".to_string()].into(),
         });
     }
     nodes.push(Node {
         key: "rtb/public".into(),
-        spec: Spec::RouteTable {
+        spec: Spec::RouteTable(RouteTableSpec {
             vpc_id: vpc.clone(),
             routes: vec![Route {
                 destination: "0.0.0.0/0".into(),
@@ -244,7 +248,7 @@ pub fn build(owner: &Owner, spec: &HipaaNetworkSpec) -> Result<Graph, BlueprintE
                 .iter()
                 .map(|z| reference(&format!("subnet/public/{z}"), "id"))
                 .collect(),
-        },
+        }),
         after: Default::default(),
     });
     for zone in zones {
@@ -255,14 +259,14 @@ pub fn build(owner: &Owner, spec: &HipaaNetworkSpec) -> Result<Graph, BlueprintE
         };
         nodes.push(Node {
             key: format!("rtb/private/{zone}"),
-            spec: Spec::RouteTable {
+            spec: Spec::RouteTable(RouteTableSpec {
                 vpc_id: vpc.clone(),
                 routes: vec![Route {
                     destination: "0.0.0.0/0".into(),
                     target: reference(&format!("nat/{nat_zone}"), "id"),
                 }],
                 subnet_ids: vec![reference(&format!("subnet/private/{zone}"), "id")],
-            },
+            }),
             after: Default::default(),
         });
     }
@@ -276,7 +280,7 @@ pub fn build(owner: &Owner, spec: &HipaaNetworkSpec) -> Result<Graph, BlueprintE
     bastion_ingress.sort();
     nodes.push(Node {
         key: "sg/bastion".into(),
-        spec: Spec::SecurityGroup {
+        spec: Spec::SecurityGroup(SecurityGroupSpec {
             vpc_id: vpc.clone(),
             name: resource_name(owner, "bastion", 255),
             description: "hipaa-operator bastion: SSH from declared CIDRs only".into(),
@@ -285,12 +289,12 @@ pub fn build(owner: &Owner, spec: &HipaaNetworkSpec) -> Result<Graph, BlueprintE
                 ingress("tcp", 0, 65535, &spec.cidr_block),
                 ingress("tcp", 443, 443, "0.0.0.0/0"),
             ],
-        },
+        }),
         after: Default::default(),
     });
     nodes.push(Node {
         key: "instance/bastion".into(),
-        spec: Spec::Instance {
+        spec: Spec::Instance(InstanceSpec {
             subnet_id: reference(&format!("subnet/public/{}", zones[0]), "id"),
             security_group_ids: vec![reference("sg/bastion", "id")],
             instance_type: bastion.instance_type.clone(),
@@ -304,7 +308,7 @@ pub fn build(owner: &Owner, spec: &HipaaNetworkSpec) -> Result<Graph, BlueprintE
             root_volume_kms_key_arn: kms_arn,
             associate_public_ip: true,
             key_name: bastion.key_name.clone().unwrap_or_default(),
-        },
+        }),
         // Reachable only once the public subnet routes to the internet gateway.
         after: ["rtb/public".to_string()].into(),
     });
@@ -408,11 +412,11 @@ mod tests {
             ]
         );
         let cidr = |key: &str| match &graph.node(key).unwrap().spec {
-            Spec::Subnet {
+            Spec::Subnet(SubnetSpec {
                 cidr_block,
                 map_public_ip_on_launch,
                 ..
-            } => {
+            }) => {
                 assert!(
                     !map_public_ip_on_launch,
                     "{key}: no public IPs by default (NET-3)"
@@ -451,7 +455,7 @@ mod tests {
             )
             .unwrap();
             match &graph.node("rtb/private/us-east-1b").unwrap().spec {
-                Spec::RouteTable { routes, .. } => {
+                Spec::RouteTable(RouteTableSpec { routes, .. }) => {
                     assert_eq!(routes.len(), 1, "{why}");
                     assert_eq!(routes[0].target, expected_nat_b, "{why}");
                     assert!(!routes[0].target.contains("igw"), "never the IGW (NET-2)");
@@ -484,25 +488,25 @@ mod tests {
         )
         .unwrap();
         match &graph.node("sg/bastion").unwrap().spec {
-            Spec::SecurityGroup { ingress: rules, .. } => {
+            Spec::SecurityGroup(SecurityGroupSpec { ingress: rules, .. }) => {
                 assert_eq!(rules, &[ingress("tcp", 22, 22, "203.0.113.0/24")])
             }
             _ => unreachable!(),
         }
         match &graph.node("instance/bastion").unwrap().spec {
-            Spec::Instance {
+            Spec::Instance(InstanceSpec {
                 imds_v2_required,
                 root_volume_encrypted,
                 root_volume_kms_key_arn,
                 ..
-            } => {
+            }) => {
                 assert!(*imds_v2_required && *root_volume_encrypted);
                 assert_eq!(root_volume_kms_key_arn, "ref:kms/key:arn");
             }
             _ => unreachable!(),
         }
         match &graph.node("flow-log").unwrap().spec {
-            Spec::FlowLog { traffic_type, .. } => assert_eq!(traffic_type, "ALL"),
+            Spec::FlowLog(FlowLogSpec { traffic_type, .. }) => assert_eq!(traffic_type, "ALL"),
             _ => unreachable!(),
         }
     }

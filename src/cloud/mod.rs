@@ -7,16 +7,24 @@
 //! references already resolved to AWS ids, and its tags) and an [`Observed`] one (what
 //! AWS reports, in the same spec shape, plus id, ARN and lifecycle state). Because both
 //! sides use one shape, drift is a field-by-field comparison of two specs.
+//!
+//! `kind.rs` is the kind registry (what each kind is, said once); `spec.rs` the spec
+//! struct of each kind and the [`Spec`] enum over them.
 
 pub mod any;
 pub mod audit;
 pub mod aws;
+mod kind;
 pub mod sim;
+mod spec;
 
 use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
+
+pub use kind::{DeleteMode, Idempotency, Kind, KindInfo, Parent};
+pub use spec::*;
 
 /// Tag keys every managed resource carries: the owner (`Kind/namespace/name`), the node
 /// (its logical key in the stack) and the manager.
@@ -24,229 +32,6 @@ pub const TAG_OWNER: &str = "hipaa.dev/owner";
 pub const TAG_NODE: &str = "hipaa.dev/node";
 pub const TAG_MANAGED_BY: &str = "hipaa.dev/managed-by";
 pub const MANAGED_BY: &str = "hipaa-operator";
-
-/// The AWS resource kinds the operator manages.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub enum Kind {
-    KmsKey,
-    LogGroup,
-    IamRole,
-    Vpc,
-    /// The VPC's default security group, which must have no rules (NET-5). Never created
-    /// or deleted: "create" and "update" revoke its rules.
-    DefaultSecurityGroup,
-    Subnet,
-    InternetGateway,
-    ElasticIp,
-    NatGateway,
-    RouteTable,
-    SecurityGroup,
-    Instance,
-    FlowLog,
-}
-
-impl Kind {
-    /// `service:type`, as status and metrics name it.
-    pub fn type_name(self) -> &'static str {
-        match self {
-            Kind::KmsKey => "kms:key",
-            Kind::LogGroup => "logs:log-group",
-            Kind::IamRole => "iam:role",
-            Kind::Vpc => "ec2:vpc",
-            Kind::DefaultSecurityGroup => "ec2:default-security-group",
-            Kind::Subnet => "ec2:subnet",
-            Kind::InternetGateway => "ec2:internet-gateway",
-            Kind::ElasticIp => "ec2:elastic-ip",
-            Kind::NatGateway => "ec2:nat-gateway",
-            Kind::RouteTable => "ec2:route-table",
-            Kind::SecurityGroup => "ec2:security-group",
-            Kind::Instance => "ec2:instance",
-            Kind::FlowLog => "ec2:flow-log",
-        }
-    }
-
-    /// The AWS service that owns the kind (for call counting).
-    pub fn service(self) -> &'static str {
-        self.type_name().split(':').next().unwrap_or("ec2")
-    }
-}
-
-/// An ingress or egress rule of a security group.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct SgRule {
-    /// `tcp`, `udp`, `icmp` or `-1` (all).
-    pub protocol: String,
-    pub from_port: i32,
-    pub to_port: i32,
-    /// An IPv4/IPv6 CIDR, or a security group id (`sg-…`).
-    pub source: String,
-}
-
-impl SgRule {
-    /// `tcp` from `from_port` to `to_port` from `source`.
-    pub fn tcp(from_port: i32, to_port: i32, source: &str) -> Self {
-        SgRule {
-            protocol: "tcp".into(),
-            from_port,
-            to_port,
-            source: source.into(),
-        }
-    }
-}
-
-/// A route in a route table.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct Route {
-    pub destination: String,
-    /// `igw-…`, `nat-…` (or `local`, which observe omits).
-    pub target: String,
-}
-
-/// What one resource is (desired) or was seen to be (observed). Ids of other resources
-/// are AWS ids (the engine resolves references before handing a spec to a provider).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(
-    tag = "kind",
-    rename_all = "camelCase",
-    rename_all_fields = "camelCase"
-)]
-pub enum Spec {
-    KmsKey {
-        description: String,
-        rotation_enabled: bool,
-        /// Observed only: the key is scheduled for deletion.
-        pending_deletion: bool,
-    },
-    LogGroup {
-        name: String,
-        retention_days: i32,
-        kms_key_arn: String,
-    },
-    IamRole {
-        name: String,
-        /// The service allowed to assume it, e.g. `vpc-flow-logs.amazonaws.com`.
-        trusted_service: String,
-        /// Actions the inline policy allows (least privilege: only these, on `*`).
-        allowed_actions: Vec<String>,
-    },
-    Vpc {
-        cidr_block: String,
-        enable_dns_support: bool,
-        enable_dns_hostnames: bool,
-    },
-    DefaultSecurityGroup {
-        vpc_id: String,
-        ingress: Vec<SgRule>,
-        egress: Vec<SgRule>,
-    },
-    Subnet {
-        vpc_id: String,
-        cidr_block: String,
-        availability_zone: String,
-        map_public_ip_on_launch: bool,
-    },
-    InternetGateway {
-        /// The VPC it is attached to ("" when detached).
-        vpc_id: String,
-    },
-    ElasticIp {},
-    NatGateway {
-        subnet_id: String,
-        allocation_id: String,
-    },
-    RouteTable {
-        vpc_id: String,
-        routes: Vec<Route>,
-        /// Subnets associated with the table.
-        subnet_ids: Vec<String>,
-    },
-    SecurityGroup {
-        vpc_id: String,
-        name: String,
-        description: String,
-        ingress: Vec<SgRule>,
-        egress: Vec<SgRule>,
-    },
-    Instance {
-        subnet_id: String,
-        security_group_ids: Vec<String>,
-        instance_type: String,
-        image_id: String,
-        /// IMDSv2 only (`HttpTokens=required`).
-        imds_v2_required: bool,
-        root_volume_gib: i32,
-        root_volume_encrypted: bool,
-        root_volume_kms_key_arn: String,
-        associate_public_ip: bool,
-        key_name: String,
-    },
-    FlowLog {
-        vpc_id: String,
-        log_group_name: String,
-        role_arn: String,
-        traffic_type: String,
-    },
-}
-
-impl Spec {
-    pub fn kind(&self) -> Kind {
-        match self {
-            Spec::KmsKey { .. } => Kind::KmsKey,
-            Spec::LogGroup { .. } => Kind::LogGroup,
-            Spec::IamRole { .. } => Kind::IamRole,
-            Spec::Vpc { .. } => Kind::Vpc,
-            Spec::DefaultSecurityGroup { .. } => Kind::DefaultSecurityGroup,
-            Spec::Subnet { .. } => Kind::Subnet,
-            Spec::InternetGateway { .. } => Kind::InternetGateway,
-            Spec::ElasticIp {} => Kind::ElasticIp,
-            Spec::NatGateway { .. } => Kind::NatGateway,
-            Spec::RouteTable { .. } => Kind::RouteTable,
-            Spec::SecurityGroup { .. } => Kind::SecurityGroup,
-            Spec::Instance { .. } => Kind::Instance,
-            Spec::FlowLog { .. } => Kind::FlowLog,
-        }
-    }
-
-    /// The spec's fields as `(name, value as text)`, in declaration order; lists sorted so
-    /// that order never counts as drift. Drift is computed on these.
-    pub fn fields(&self) -> Vec<(String, String)> {
-        let value = serde_json::to_value(self).unwrap_or_default();
-        let mut out = Vec::new();
-        if let Some(map) = value.as_object() {
-            for (key, field) in map {
-                if key == "kind" {
-                    continue;
-                }
-                let text = match field {
-                    serde_json::Value::String(s) => s.clone(),
-                    serde_json::Value::Array(items) => {
-                        let mut rendered: Vec<String> = items.iter().map(render).collect();
-                        rendered.sort();
-                        format!("[{}]", rendered.join(", "))
-                    }
-                    other => render(other),
-                };
-                out.push((key.clone(), text));
-            }
-        }
-        out
-    }
-}
-
-/// A JSON value as drift shows it: strings bare, objects as `key=value …`.
-pub(crate) fn render(value: &serde_json::Value) -> String {
-    match value {
-        serde_json::Value::String(s) => s.clone(),
-        serde_json::Value::Object(map) => {
-            let parts: Vec<String> = map
-                .iter()
-                .map(|(k, v)| format!("{k}={}", render(v)))
-                .collect();
-            parts.join(" ")
-        }
-        other => other.to_string(),
-    }
-}
 
 /// Who owns a resource: the custom resource it was created for. Its text form,
 /// `Kind/namespace/name`, is the value of the `hipaa.dev/owner` tag and the seed of the

@@ -4,7 +4,10 @@ use std::net::IpAddr;
 
 use super::{Context, ObservedNode, citation};
 use crate::api::{ComplianceEntry, ControlResult};
-use crate::cloud::{Kind, Observed, SgRule, Spec, State};
+use crate::cloud::{
+    DefaultSecurityGroupSpec, FlowLogSpec, InstanceSpec, Kind, KindSpec, KmsKeySpec, LogGroupSpec,
+    Observed, RouteTableSpec, SecurityGroupSpec, SgRule, Spec, State, SubnetSpec, VpcSpec,
+};
 
 /// At most this many findings are spelled out in one detail; the rest are counted.
 const MAX_FINDINGS: usize = 8;
@@ -246,12 +249,12 @@ fn net1(nodes: &[ObservedNode]) -> ComplianceEntry {
         let mut ok = None;
         let mut candidates = 0;
         for &(node, o) in &flows.found {
-            let Spec::FlowLog {
+            let Spec::FlowLog(FlowLogSpec {
                 vpc_id,
                 log_group_name,
                 traffic_type,
                 ..
-            } = &o.spec
+            }) = &o.spec
             else {
                 continue;
             };
@@ -269,7 +272,7 @@ fn net1(nodes: &[ObservedNode]) -> ComplianceEntry {
             }
             match log_group(nodes, log_group_name) {
                 LogGroupLookup::Found(lg_node, lg) => {
-                    if let Spec::LogGroup { kms_key_arn, .. } = &lg.spec
+                    if let Spec::LogGroup(LogGroupSpec { kms_key_arn, .. }) = &lg.spec
                         && kms_key_arn.is_empty()
                     {
                         issues.push(format!(
@@ -330,7 +333,7 @@ fn log_group<'a>(nodes: &'a [ObservedNode], name: &str) -> LogGroupLookup<'a> {
     let mut unobservable = Vec::new();
     for n in nodes.iter().filter(|n| n.kind == Kind::LogGroup) {
         match &n.observed {
-            Ok(Some(o)) if matches!(&o.spec, Spec::LogGroup { name: lg, .. } if lg == name) => {
+            Ok(Some(o)) if LogGroupSpec::of(&o.spec).is_some_and(|lg| lg.name == name) => {
                 return LogGroupLookup::Found(&n.node, o);
             }
             Err(_) => unobservable.push(n.node.as_str()),
@@ -349,7 +352,7 @@ fn net2(nodes: &[ObservedNode]) -> ComplianceEntry {
     let mut row = Row::new("NET-2");
     let tables = scan(nodes, &mut row, &[Kind::RouteTable], private, Absent::Fails);
     for &(node, o) in &tables.found {
-        let Spec::RouteTable { routes, .. } = &o.spec else {
+        let Spec::RouteTable(RouteTableSpec { routes, .. }) = &o.spec else {
             continue;
         };
         for r in routes
@@ -379,10 +382,10 @@ fn net3(nodes: &[ObservedNode]) -> ComplianceEntry {
     let mut row = Row::new("NET-3");
     let subnets = scan(nodes, &mut row, &[Kind::Subnet], private, Absent::Fails);
     for &(node, o) in &subnets.found {
-        if let Spec::Subnet {
+        if let Spec::Subnet(SubnetSpec {
             map_public_ip_on_launch: true,
             ..
-        } = &o.spec
+        }) = &o.spec
         {
             row.fail(format!("{}: map_public_ip_on_launch true", who(node, o)));
         }
@@ -408,8 +411,8 @@ fn net4(nodes: &[ObservedNode]) -> ComplianceEntry {
         Absent::Skipped,
     );
     for &(node, o) in &groups.found {
-        let (Spec::SecurityGroup { ingress, .. } | Spec::DefaultSecurityGroup { ingress, .. }) =
-            &o.spec
+        let (Spec::SecurityGroup(SecurityGroupSpec { ingress, .. })
+        | Spec::DefaultSecurityGroup(DefaultSecurityGroupSpec { ingress, .. })) = &o.spec
         else {
             continue;
         };
@@ -441,9 +444,9 @@ fn net5(nodes: &[ObservedNode]) -> ComplianceEntry {
             .push("the VPC's default security group was not observed".into());
     }
     for &(node, o) in &groups.found {
-        let Spec::DefaultSecurityGroup {
+        let Spec::DefaultSecurityGroup(DefaultSecurityGroupSpec {
             ingress, egress, ..
-        } = &o.spec
+        }) = &o.spec
         else {
             continue;
         };
@@ -523,7 +526,7 @@ fn net6(nodes: &[ObservedNode], ctx: &Context) -> ComplianceEntry {
             .iter()
             .filter_map(|n| match &n.observed {
                 Ok(Some(Observed {
-                    spec: Spec::Vpc { cidr_block, .. },
+                    spec: Spec::Vpc(VpcSpec { cidr_block, .. }),
                     ..
                 })) => Some(cidr_block.clone()),
                 _ => None,
@@ -535,7 +538,7 @@ fn net6(nodes: &[ObservedNode], ctx: &Context) -> ComplianceEntry {
 
     let mut counts = [0usize; 3];
     for &(node, o) in &groups.found {
-        let Spec::SecurityGroup { ingress, .. } = &o.spec else {
+        let Spec::SecurityGroup(SecurityGroupSpec { ingress, .. }) = &o.spec else {
             continue;
         };
         let Some(t) = tier(node) else { continue };
@@ -623,10 +626,10 @@ fn instances(
 /// EC2-1: every instance requires IMDSv2.
 fn ec2_1(nodes: &[ObservedNode]) -> ComplianceEntry {
     let check = |o: &Observed| match &o.spec {
-        Spec::Instance {
+        Spec::Instance(InstanceSpec {
             imds_v2_required: false,
             ..
-        } => vec!["IMDSv2 not required (HttpTokens=optional)".into()],
+        }) => vec!["IMDSv2 not required (HttpTokens=optional)".into()],
         _ => vec![],
     };
     instances("EC2-1", nodes, any, check, "require IMDSv2")
@@ -635,10 +638,10 @@ fn ec2_1(nodes: &[ObservedNode]) -> ComplianceEntry {
 /// EC2-2: every instance's root volume is encrypted.
 fn ec2_2(nodes: &[ObservedNode]) -> ComplianceEntry {
     let check = |o: &Observed| match &o.spec {
-        Spec::Instance {
+        Spec::Instance(InstanceSpec {
             root_volume_encrypted: false,
             ..
-        } => vec!["root volume not encrypted".into()],
+        }) => vec!["root volume not encrypted".into()],
         _ => vec![],
     };
     instances("EC2-2", nodes, any, check, "with encrypted root volumes")
@@ -648,10 +651,10 @@ fn ec2_2(nodes: &[ObservedNode]) -> ComplianceEntry {
 fn ec2_3(nodes: &[ObservedNode]) -> ComplianceEntry {
     let check = |o: &Observed| {
         let mut out = Vec::new();
-        if let Spec::Instance {
+        if let Spec::Instance(InstanceSpec {
             associate_public_ip: true,
             ..
-        } = &o.spec
+        }) = &o.spec
         {
             out.push("associate_public_ip true".to_string());
         }
@@ -674,11 +677,11 @@ fn kms1(nodes: &[ObservedNode]) -> ComplianceEntry {
     let mut row = Row::new("KMS-1");
     let keys = scan(nodes, &mut row, &[Kind::KmsKey], any, Absent::Fails);
     for &(node, o) in &keys.found {
-        let Spec::KmsKey {
+        let Spec::KmsKey(KmsKeySpec {
             rotation_enabled,
             pending_deletion,
             ..
-        } = &o.spec
+        }) = &o.spec
         else {
             continue;
         };
@@ -706,11 +709,11 @@ fn log1(nodes: &[ObservedNode], ctx: &Context) -> ComplianceEntry {
     let groups = scan(nodes, &mut row, &[Kind::LogGroup], any, Absent::Fails);
     let min = ctx.min_log_retention_days;
     for &(node, o) in &groups.found {
-        let Spec::LogGroup {
+        let Spec::LogGroup(LogGroupSpec {
             retention_days,
             kms_key_arn,
             ..
-        } = &o.spec
+        }) = &o.spec
         else {
             continue;
         };

@@ -2,7 +2,11 @@ use std::collections::BTreeMap;
 
 use super::*;
 use crate::api::{ComplianceEntry, ControlResult};
-use crate::cloud::{Route, SgRule, Spec, State};
+use crate::cloud::{
+    DefaultSecurityGroupSpec, FlowLogSpec, InstanceSpec, InternetGatewaySpec, KmsKeySpec,
+    LogGroupSpec, Route, RouteTableSpec, SecurityGroupSpec, SgRule, Spec, State, SubnetSpec,
+    VpcSpec,
+};
 
 use ControlResult::{Failed, Passed, Unknown};
 
@@ -40,17 +44,17 @@ fn rule(protocol: &str, from: i32, to: i32, source: &str) -> SgRule {
 }
 
 fn sg(ingress: Vec<SgRule>) -> Spec {
-    Spec::SecurityGroup {
+    Spec::SecurityGroup(SecurityGroupSpec {
         vpc_id: VPC_ID.into(),
         name: "sg".into(),
         description: "sg".into(),
         ingress,
         egress: vec![rule("-1", 0, 0, "0.0.0.0/0")],
-    }
+    })
 }
 
 fn instance(public: bool) -> Spec {
-    Spec::Instance {
+    Spec::Instance(InstanceSpec {
         subnet_id: "subnet-pub".into(),
         security_group_ids: vec!["sg-0bastion".into()],
         instance_type: "t3.micro".into(),
@@ -61,24 +65,24 @@ fn instance(public: bool) -> Spec {
         root_volume_kms_key_arn: KEY_ARN.into(),
         associate_public_ip: public,
         key_name: String::new(),
-    }
+    })
 }
 
 fn log_group(name: &str) -> Spec {
-    Spec::LogGroup {
+    Spec::LogGroup(LogGroupSpec {
         name: name.into(),
         retention_days: 365,
         kms_key_arn: KEY_ARN.into(),
-    }
+    })
 }
 
 fn flow_log(traffic: &str) -> Spec {
-    Spec::FlowLog {
+    Spec::FlowLog(FlowLogSpec {
         vpc_id: VPC_ID.into(),
         log_group_name: FLOW_GROUP.into(),
         role_arn: "arn:aws:iam::111122223333:role/flow".into(),
         traffic_type: traffic.into(),
-    }
+    })
 }
 
 /// The network stack as the operator builds it: every row passes.
@@ -87,81 +91,81 @@ fn compliant() -> Vec<ObservedNode> {
         node(
             "kms/logs",
             "k-1",
-            Spec::KmsKey {
+            Spec::KmsKey(KmsKeySpec {
                 description: "logs".into(),
                 rotation_enabled: true,
                 pending_deletion: false,
-            },
+            }),
         ),
         node("logs/flow", "lg-flow", log_group(FLOW_GROUP)),
         node(
             "vpc",
             VPC_ID,
-            Spec::Vpc {
+            Spec::Vpc(VpcSpec {
                 cidr_block: "10.0.0.0/16".into(),
                 enable_dns_support: true,
                 enable_dns_hostnames: true,
-            },
+            }),
         ),
         node(
             "vpc/default-sg",
             "sg-0default",
-            Spec::DefaultSecurityGroup {
+            Spec::DefaultSecurityGroup(DefaultSecurityGroupSpec {
                 vpc_id: VPC_ID.into(),
                 ingress: vec![],
                 egress: vec![],
-            },
+            }),
         ),
         node(
             "subnet/public-a",
             "subnet-pub",
-            Spec::Subnet {
+            Spec::Subnet(SubnetSpec {
                 vpc_id: VPC_ID.into(),
                 cidr_block: "10.0.0.0/24".into(),
                 availability_zone: "us-east-1a".into(),
                 map_public_ip_on_launch: true,
-            },
+            }),
         ),
         node(
             "subnet/private-a",
             "subnet-priv",
-            Spec::Subnet {
+            Spec::Subnet(SubnetSpec {
                 vpc_id: VPC_ID.into(),
                 cidr_block: "10.0.10.0/24".into(),
                 availability_zone: "us-east-1a".into(),
                 map_public_ip_on_launch: false,
-            },
+            }),
         ),
         node(
             "igw",
             "igw-0a1",
-            Spec::InternetGateway {
+            Spec::InternetGateway(InternetGatewaySpec {
                 vpc_id: VPC_ID.into(),
-            },
+            }),
         ),
         node(
             "rt/public",
             "rtb-pub",
-            Spec::RouteTable {
+            Spec::RouteTable(RouteTableSpec {
                 vpc_id: VPC_ID.into(),
                 routes: vec![Route {
                     destination: "0.0.0.0/0".into(),
                     target: "igw-0a1".into(),
                 }],
                 subnet_ids: vec!["subnet-pub".into()],
-            },
+            }),
         ),
         node(
             "rt/private-a",
             "rtb-priv",
-            Spec::RouteTable {
+            Spec::RouteTable(RouteTableSpec {
                 vpc_id: VPC_ID.into(),
                 routes: vec![Route {
                     destination: "0.0.0.0/0".into(),
                     target: "nat-0a1".into(),
                 }],
                 subnet_ids: vec!["subnet-priv".into()],
-            },
+            }),
         ),
         node(
             "sg/bastion",
@@ -251,7 +255,7 @@ struct Case {
 }
 
 fn set_bastion_ingress(nodes: &mut [ObservedNode], rules: Vec<SgRule>) {
-    if let Spec::SecurityGroup { ingress, .. } = spec_mut(nodes, "sg/bastion") {
+    if let Spec::SecurityGroup(SecurityGroupSpec { ingress, .. }) = spec_mut(nodes, "sg/bastion") {
         *ingress = rules;
     }
 }
@@ -316,7 +320,7 @@ const CASES: &[Case] = &[
     Case {
         proves: "a private route table with 0.0.0.0/0 to an IGW fails NET-2",
         mutate: |n| {
-            if let Spec::RouteTable { routes, .. } = spec_mut(n, "rt/private-a") {
+            if let Spec::RouteTable(RouteTableSpec { routes, .. }) = spec_mut(n, "rt/private-a") {
                 routes[0].target = "igw-0a1".into();
             }
         },
@@ -326,10 +330,10 @@ const CASES: &[Case] = &[
     Case {
         proves: "a private subnet mapping public IPs fails NET-3",
         mutate: |n| {
-            if let Spec::Subnet {
+            if let Spec::Subnet(SubnetSpec {
                 map_public_ip_on_launch,
                 ..
-            } = spec_mut(n, "subnet/private-a")
+            }) = spec_mut(n, "subnet/private-a")
             {
                 *map_public_ip_on_launch = true;
             }
@@ -340,7 +344,9 @@ const CASES: &[Case] = &[
     Case {
         proves: "a default SG with an ingress rule fails NET-5",
         mutate: |n| {
-            if let Spec::DefaultSecurityGroup { ingress, .. } = spec_mut(n, "vpc/default-sg") {
+            if let Spec::DefaultSecurityGroup(DefaultSecurityGroupSpec { ingress, .. }) =
+                spec_mut(n, "vpc/default-sg")
+            {
                 ingress.push(rule("-1", 0, 0, "sg-0default"));
             }
         },
@@ -353,7 +359,9 @@ const CASES: &[Case] = &[
     Case {
         proves: "a default SG with an egress rule fails NET-5",
         mutate: |n| {
-            if let Spec::DefaultSecurityGroup { egress, .. } = spec_mut(n, "vpc/default-sg") {
+            if let Spec::DefaultSecurityGroup(DefaultSecurityGroupSpec { egress, .. }) =
+                spec_mut(n, "vpc/default-sg")
+            {
                 egress.push(rule("-1", 0, 0, "0.0.0.0/0"));
             }
         },
@@ -431,9 +439,9 @@ const CASES: &[Case] = &[
     Case {
         proves: "an instance with IMDSv1 fails EC2-1",
         mutate: |n| {
-            if let Spec::Instance {
+            if let Spec::Instance(InstanceSpec {
                 imds_v2_required, ..
-            } = spec_mut(n, "instance/bastion")
+            }) = spec_mut(n, "instance/bastion")
             {
                 *imds_v2_required = false;
             }
@@ -444,10 +452,10 @@ const CASES: &[Case] = &[
     Case {
         proves: "an unencrypted root volume fails EC2-2",
         mutate: |n| {
-            if let Spec::Instance {
+            if let Spec::Instance(InstanceSpec {
                 root_volume_encrypted,
                 ..
-            } = spec_mut(n, "instance/bastion")
+            }) = spec_mut(n, "instance/bastion")
             {
                 *root_volume_encrypted = false;
             }
@@ -458,9 +466,9 @@ const CASES: &[Case] = &[
     Case {
         proves: "a key with rotation off fails KMS-1",
         mutate: |n| {
-            if let Spec::KmsKey {
+            if let Spec::KmsKey(KmsKeySpec {
                 rotation_enabled, ..
-            } = spec_mut(n, "kms/logs")
+            }) = spec_mut(n, "kms/logs")
             {
                 *rotation_enabled = false;
             }
@@ -471,9 +479,9 @@ const CASES: &[Case] = &[
     Case {
         proves: "a key pending deletion fails KMS-1",
         mutate: |n| {
-            if let Spec::KmsKey {
+            if let Spec::KmsKey(KmsKeySpec {
                 pending_deletion, ..
-            } = spec_mut(n, "kms/logs")
+            }) = spec_mut(n, "kms/logs")
             {
                 *pending_deletion = true;
             }
@@ -484,7 +492,7 @@ const CASES: &[Case] = &[
     Case {
         proves: "retention below the minimum fails LOG-1",
         mutate: |n| {
-            if let Spec::LogGroup { retention_days, .. } = spec_mut(n, "logs/flow") {
+            if let Spec::LogGroup(LogGroupSpec { retention_days, .. }) = spec_mut(n, "logs/flow") {
                 *retention_days = 30;
             }
         },
@@ -494,11 +502,11 @@ const CASES: &[Case] = &[
     Case {
         proves: "a log group without a KMS key fails LOG-1",
         mutate: |n| {
-            let spec = Spec::LogGroup {
+            let spec = Spec::LogGroup(LogGroupSpec {
                 name: "/hipaa/demo/app".into(),
                 retention_days: 365,
                 kms_key_arn: String::new(),
-            };
+            });
             n.push(node("logs/app", "lg-app", spec));
         },
         row: "LOG-1",
@@ -519,7 +527,7 @@ const CASES: &[Case] = &[
     Case {
         proves: "a flow log of another VPC does not count for NET-1",
         mutate: |n| {
-            if let Spec::FlowLog { vpc_id, .. } = spec_mut(n, "flowlog/vpc") {
+            if let Spec::FlowLog(FlowLogSpec { vpc_id, .. }) = spec_mut(n, "flowlog/vpc") {
                 *vpc_id = "vpc-0other".into();
             }
         },
@@ -535,7 +543,7 @@ const CASES: &[Case] = &[
     Case {
         proves: "a flow log into a log group that does not exist fails NET-1",
         mutate: |n| {
-            if let Spec::FlowLog { log_group_name, .. } = spec_mut(n, "flowlog/vpc") {
+            if let Spec::FlowLog(FlowLogSpec { log_group_name, .. }) = spec_mut(n, "flowlog/vpc") {
                 *log_group_name = "/elsewhere".into();
             }
         },
@@ -574,7 +582,7 @@ fn each_violation_fails_its_row_only() {
 fn flow_log_into_unencrypted_group_fails_net1_and_log1() {
     // Proves NET-1 checks the flow log's destination group for a KMS key.
     let mut nodes = compliant();
-    if let Spec::LogGroup { kms_key_arn, .. } = spec_mut(&mut nodes, "logs/flow") {
+    if let Spec::LogGroup(LogGroupSpec { kms_key_arn, .. }) = spec_mut(&mut nodes, "logs/flow") {
         kms_key_arn.clear();
     }
     let entries = evaluate_network(&nodes, &ctx());
@@ -888,7 +896,7 @@ fn db_sg_source_is_unknown_when_the_app_sg_cannot_be_observed() {
 fn log1_honours_the_configured_minimum() {
     // Proves min_log_retention_days is the threshold, and 0 (never expire) meets it.
     let mut nodes = compliant();
-    if let Spec::LogGroup { retention_days, .. } = spec_mut(&mut nodes, "logs/flow") {
+    if let Spec::LogGroup(LogGroupSpec { retention_days, .. }) = spec_mut(&mut nodes, "logs/flow") {
         *retention_days = 400;
     }
     let strict = Context {
@@ -905,7 +913,7 @@ fn log1_honours_the_configured_minimum() {
         "{e:?}"
     );
 
-    if let Spec::LogGroup { retention_days, .. } = spec_mut(&mut nodes, "logs/flow") {
+    if let Spec::LogGroup(LogGroupSpec { retention_days, .. }) = spec_mut(&mut nodes, "logs/flow") {
         *retention_days = 0;
     }
     assert_eq!(

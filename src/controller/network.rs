@@ -76,7 +76,9 @@ impl Stack for HipaaNetwork {
         let bastion_ip =
             observed("instance/bastion").and_then(|o| o.attributes.get("publicIp").cloned());
         let vpc_cidr = observed("vpc").and_then(|o| match &o.spec {
-            crate::cloud::Spec::Vpc { cidr_block, .. } => Some(cidr_block.clone()),
+            crate::cloud::Spec::Vpc(crate::cloud::VpcSpec { cidr_block, .. }) => {
+                Some(cidr_block.clone())
+            }
             _ => None,
         });
         HipaaNetworkStatus {

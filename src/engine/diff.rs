@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::cloud::{Observed, Spec};
+use crate::cloud::{Observed, Spec, resolved_at_creation};
 
 /// One field of one resource that differs.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -80,12 +80,6 @@ fn list_change(desired: &[serde_json::Value], actual: &[serde_json::Value]) -> S
     added.chain(removed).collect::<Vec<_>>().join("; ")
 }
 
-/// Fields whose desired value AWS resolves at creation and reports differently:
-/// `resolve:ssm:` image ids become AMI ids.
-fn resolved_at_creation(field: &str, desired: &str) -> bool {
-    field == "imageId" && desired.starts_with("resolve:ssm:")
-}
-
 /// The drift between a desired spec (references resolved) with its tags and what AWS
 /// reports. Tags the operator did not ask for are not drift (AWS and other tools add
 /// their own); a missing or changed desired tag is.
@@ -125,16 +119,17 @@ pub fn diff(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cloud::{InstanceSpec, SecurityGroupSpec};
     use crate::cloud::{SgRule, State};
 
     fn sg(ingress: Vec<SgRule>) -> Spec {
-        Spec::SecurityGroup {
+        Spec::SecurityGroup(SecurityGroupSpec {
             vpc_id: "vpc-1".into(),
             name: "b".into(),
             description: "d".into(),
             ingress,
             egress: vec![],
-        }
+        })
     }
 
     fn rule(port: i32, source: &str) -> SgRule {
@@ -219,17 +214,19 @@ mod tests {
 
     #[test]
     fn ssm_resolved_images_are_not_drift() {
-        let instance = |image: &str| Spec::Instance {
-            subnet_id: "subnet-1".into(),
-            security_group_ids: vec![],
-            instance_type: "t3.micro".into(),
-            image_id: image.into(),
-            imds_v2_required: true,
-            root_volume_gib: 8,
-            root_volume_encrypted: true,
-            root_volume_kms_key_arn: "k".into(),
-            associate_public_ip: true,
-            key_name: String::new(),
+        let instance = |image: &str| {
+            Spec::Instance(InstanceSpec {
+                subnet_id: "subnet-1".into(),
+                security_group_ids: vec![],
+                instance_type: "t3.micro".into(),
+                image_id: image.into(),
+                imds_v2_required: true,
+                root_volume_gib: 8,
+                root_volume_encrypted: true,
+                root_volume_kms_key_arn: "k".into(),
+                associate_public_ip: true,
+                key_name: String::new(),
+            })
         };
         let seen = observed(instance("ami-0123456789abcdef0"), &[]);
         assert!(
@@ -287,11 +284,13 @@ mod tests {
             assert_eq!(found[0].change, change);
         }
         // A scalar and a tag say both values.
-        let subnet = |public: bool| Spec::Subnet {
-            vpc_id: "vpc-1".into(),
-            cidr_block: "10.0.0.0/24".into(),
-            availability_zone: "us-east-1a".into(),
-            map_public_ip_on_launch: public,
+        let subnet = |public: bool| {
+            Spec::Subnet(crate::cloud::SubnetSpec {
+                vpc_id: "vpc-1".into(),
+                cidr_block: "10.0.0.0/24".into(),
+                availability_zone: "us-east-1a".into(),
+                map_public_ip_on_launch: public,
+            })
         };
         let tags = BTreeMap::from([("team".to_string(), "portal".to_string())]);
         let found = diff(

@@ -18,7 +18,7 @@ use futures::stream::{FuturesUnordered, StreamExt};
 
 use crate::blueprint::{BlueprintError, Graph, Node};
 use crate::cloud::{
-    CloudError, Desired, Kind, Lookup, Observed, Owned, Owner, Provider, State, audit,
+    CloudError, DeleteMode, Desired, Kind, Lookup, Observed, Owned, Owner, Provider, State, audit,
     ownership_tags,
 };
 pub use diff::FieldDrift;
@@ -807,8 +807,8 @@ impl<P: Provider> Engine<P> {
 
     /// One delete pass: every node in reverse dependency order (a node goes once nothing
     /// that depends on it remains), then anything else still tagged with the owner.
-    /// DependencyViolation and asynchronous deletes (NAT gateways, instances) leave work
-    /// for the next pass; `done` is true only when nothing tagged with the owner remains.
+    /// DependencyViolation and asynchronous deletes (`DeleteMode::Async` in the kind
+    /// registry: NAT gateways, instances) leave work for the next pass; `done` is true only when nothing tagged with the owner remains.
     pub async fn delete(
         &self,
         graph: &Graph,
@@ -823,11 +823,12 @@ impl<P: Provider> Engine<P> {
                 dependents.entry(dep).or_default().insert(node.key.clone());
             }
         }
-        // The default security group goes with its VPC; nodes that could not be observed
-        // are treated as present, so nothing they depend on is deleted under them.
+        // Kinds deleted with their parent (the default security group goes with its VPC)
+        // are never present; nodes that could not be observed are treated as present, so
+        // nothing they depend on is deleted under them.
         let mut present: BTreeSet<String> = outputs
             .iter()
-            .filter(|(_, o)| o.spec.kind() != Kind::DefaultSecurityGroup)
+            .filter(|(_, o)| o.spec.kind().info().deletion != DeleteMode::WithParent)
             .map(|(k, _)| k.clone())
             .chain(failures.keys().cloned())
             .collect();
@@ -866,7 +867,7 @@ impl<P: Provider> Engine<P> {
             }
             while let Some((key, kind, result)) = batch.next().await {
                 let error = result.err();
-                if error.is_none() && !matches!(kind, Kind::NatGateway | Kind::Instance) {
+                if error.is_none() && kind.info().deletion == DeleteMode::Sync {
                     present.remove(&key);
                 } else {
                     // Going asynchronously, or refused for now: it holds what it depends on.

@@ -47,13 +47,14 @@ fn replace(value: &mut serde_json::Value, outputs: &Outputs) -> Result<(), Strin
 mod tests {
     use super::*;
     use crate::cloud::State;
+    use crate::cloud::{ElasticIpSpec, FlowLogSpec, NatGatewaySpec};
 
     fn observed(id: &str, arn: Option<&str>) -> Observed {
         Observed {
             id: id.into(),
             arn: arn.map(String::from),
             state: State::Available,
-            spec: Spec::ElasticIp {},
+            spec: Spec::ElasticIp(ElasticIpSpec {}),
             tags: Default::default(),
             attributes: BTreeMap::from([("publicIp".to_string(), "198.51.100.7".to_string())]),
         }
@@ -66,25 +67,25 @@ mod tests {
             ("logs".to_string(), observed("/g", Some("arn:aws:logs:x"))),
             ("eip".to_string(), observed("eipalloc-1", None)),
         ]);
-        let spec = Spec::FlowLog {
+        let spec = Spec::FlowLog(FlowLogSpec {
             vpc_id: "ref:vpc:id".into(),
             log_group_name: "ref:logs:id".into(),
             role_arn: "ref:logs:arn".into(),
             traffic_type: "ALL".into(),
-        };
+        });
         assert_eq!(
             resolve(&spec, &outputs).unwrap(),
-            Spec::FlowLog {
+            Spec::FlowLog(FlowLogSpec {
                 vpc_id: "vpc-1".into(),
                 log_group_name: "/g".into(),
                 role_arn: "arn:aws:logs:x".into(),
                 traffic_type: "ALL".into()
-            }
+            })
         );
-        let missing = Spec::NatGateway {
+        let missing = Spec::NatGateway(NatGatewaySpec {
             subnet_id: "ref:subnet/public/a:id".into(),
             allocation_id: "ref:eip:id".into(),
-        };
+        });
         assert_eq!(
             resolve(&missing, &outputs).unwrap_err(),
             "subnet/public/a",

@@ -4,16 +4,22 @@
 //! each managed field, an out-of-band change detected as drift, delete, delete of the
 //! already deleted, and DependencyViolation surfaced as retryable.
 //!
+//! The contract runs every kind of `Kind::ALL`, in that (dependency) order, each from its
+//! [`case`]: an exhaustive match, so a kind without a case does not compile. What a
+//! retried create does and how a kind deletes come from the kind registry.
+//!
 //! moto is required: `.ci/with-moto` starts it and sets `MOTO_ENDPOINT`; without it the
 //! moto half fails (it never skips silently).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use hipaa_operator::cloud::aws::{AwsCloud, sdk_config};
 use hipaa_operator::cloud::sim::{SimCloud, SimConfig};
 use hipaa_operator::cloud::{
-    CloudError, Desired, Kind, Lookup, Observed, Owner, Provider, Route, SgRule, Spec, State,
-    ownership_tags,
+    CloudError, DefaultSecurityGroupSpec, DeleteMode, Desired, ElasticIpSpec, FlowLogSpec,
+    IamRoleSpec, Idempotency, InstanceSpec, InternetGatewaySpec, Kind, KindSpec, KmsKeySpec,
+    LogGroupSpec, Lookup, NatGatewaySpec, Observed, Owner, Provider, Route, RouteTableSpec,
+    SecurityGroupSpec, SgRule, Spec, State, SubnetSpec, VpcSpec, ownership_tags,
 };
 use hipaa_operator::engine::diff::diff;
 
@@ -73,97 +79,206 @@ async fn available<P: Provider>(p: &P, owner: &Owner, d: &Desired, id: &str) -> 
     panic!("{} {id} never became available", d.node);
 }
 
-/// A mutation of one managed field, for the update and drift checks.
-type Mutation = (&'static str, fn(&mut Spec));
+/// A change of one managed field, for the update and drift checks.
+struct Mutation {
+    field: &'static str,
+    apply: Box<dyn Fn(&mut Spec)>,
+}
 
-fn mutations(kind: Kind) -> Vec<Mutation> {
+/// A change of `field` of a `T` spec.
+fn change<T: KindSpec + 'static>(field: &'static str, apply: fn(&mut T)) -> Mutation {
+    Mutation {
+        field,
+        apply: Box::new(move |spec| apply(T::of_mut(spec).expect("a spec of the case's kind"))),
+    }
+}
+
+/// What the kinds before the current one created, by kind.
+#[derive(Default)]
+struct Made(BTreeMap<Kind, Observed>);
+
+impl Made {
+    fn id(&self, kind: Kind) -> String {
+        self.0
+            .get(&kind)
+            .unwrap_or_else(|| panic!("{kind:?} comes first"))
+            .id
+            .clone()
+    }
+
+    fn arn(&self, kind: Kind) -> String {
+        self.0
+            .get(&kind)
+            .and_then(|o| o.arn.clone())
+            .unwrap_or_else(|| panic!("{kind:?} comes first, with an ARN"))
+    }
+}
+
+/// One kind's part of the contract.
+struct Case {
+    node: &'static str,
+    spec: Spec,
+    /// Managed fields AWS changes in place, each changed and restored.
+    mutations: Vec<Mutation>,
+}
+
+/// Every kind's case, built from what the kinds before it created. Exhaustive: adding a
+/// kind without its case here does not compile.
+fn case(kind: Kind, owner: &Owner, made: &Made) -> Case {
+    let rule = |protocol: &str, port: i32, source: &str| SgRule {
+        protocol: protocol.into(),
+        from_port: port,
+        to_port: port,
+        source: source.into(),
+    };
     match kind {
-        Kind::KmsKey => vec![("rotationEnabled", |s| {
-            if let Spec::KmsKey {
-                rotation_enabled, ..
-            } = s
-            {
-                *rotation_enabled = false
-            }
-        })],
-        Kind::LogGroup => vec![("retentionDays", |s| {
-            if let Spec::LogGroup { retention_days, .. } = s {
-                *retention_days = 30
-            }
-        })],
-        Kind::IamRole => vec![("allowedActions", |s| {
-            if let Spec::IamRole {
-                allowed_actions, ..
-            } = s
-            {
-                allowed_actions.push("logs:GetLogEvents".into())
-            }
-        })],
-        Kind::Vpc => vec![("enableDnsHostnames", |s| {
-            if let Spec::Vpc {
-                enable_dns_hostnames,
-                ..
-            } = s
-            {
-                *enable_dns_hostnames = !*enable_dns_hostnames
-            }
-        })],
-        Kind::Subnet => vec![("mapPublicIpOnLaunch", |s| {
-            if let Spec::Subnet {
-                map_public_ip_on_launch,
-                ..
-            } = s
-            {
-                *map_public_ip_on_launch = true
-            }
-        })],
-        Kind::SecurityGroup => vec![("ingress", |s| {
-            if let Spec::SecurityGroup { ingress, .. } = s {
-                ingress.push(SgRule {
-                    protocol: "tcp".into(),
-                    from_port: 443,
-                    to_port: 443,
-                    source: "198.51.100.0/24".into(),
-                })
-            }
-        })],
-        Kind::Instance => vec![("imdsV2Required", |s| {
-            if let Spec::Instance {
-                imds_v2_required, ..
-            } = s
-            {
-                *imds_v2_required = false
-            }
-        })],
-        Kind::DefaultSecurityGroup => vec![("ingress", |s| {
-            if let Spec::DefaultSecurityGroup { ingress, .. } = s {
-                ingress.push(SgRule {
-                    protocol: "tcp".into(),
-                    from_port: 22,
-                    to_port: 22,
-                    source: "0.0.0.0/0".into(),
-                })
-            }
-        })],
-        Kind::InternetGateway => vec![("vpcId", |s| {
-            if let Spec::InternetGateway { vpc_id } = s {
-                vpc_id.clear()
-            }
-        })],
-        Kind::RouteTable => vec![
-            ("routes", |s| {
-                if let Spec::RouteTable { routes, .. } = s {
-                    routes.clear()
-                }
+        Kind::KmsKey => Case {
+            node: "kms/key",
+            spec: Spec::KmsKey(KmsKeySpec {
+                description: "contract".into(),
+                rotation_enabled: true,
+                pending_deletion: false,
             }),
-            ("subnetIds", |s| {
-                if let Spec::RouteTable { subnet_ids, .. } = s {
-                    subnet_ids.clear()
-                }
+            mutations: vec![change("rotationEnabled", |k: &mut KmsKeySpec| {
+                k.rotation_enabled = false
+            })],
+        },
+        Kind::LogGroup => Case {
+            node: "logs",
+            spec: Spec::LogGroup(LogGroupSpec {
+                name: format!("/hipaa-operator/{}/flow", owner.name),
+                retention_days: 365,
+                kms_key_arn: made.arn(Kind::KmsKey),
             }),
-        ],
-        // Elastic IPs, NAT gateways and flow logs have no field AWS can change in place.
-        _ => vec![],
+            mutations: vec![change("retentionDays", |g: &mut LogGroupSpec| {
+                g.retention_days = 30
+            })],
+        },
+        Kind::IamRole => Case {
+            node: "role",
+            spec: Spec::IamRole(IamRoleSpec {
+                name: format!("hipaa-{}", &owner.name[..20.min(owner.name.len())]),
+                trusted_service: "vpc-flow-logs.amazonaws.com".into(),
+                allowed_actions: vec!["logs:CreateLogStream".into(), "logs:PutLogEvents".into()],
+            }),
+            mutations: vec![change("allowedActions", |r: &mut IamRoleSpec| {
+                r.allowed_actions.push("logs:GetLogEvents".into())
+            })],
+        },
+        Kind::Vpc => Case {
+            node: "vpc",
+            spec: Spec::Vpc(VpcSpec {
+                cidr_block: "10.42.0.0/16".into(),
+                enable_dns_support: true,
+                enable_dns_hostnames: true,
+            }),
+            mutations: vec![change("enableDnsHostnames", |v: &mut VpcSpec| {
+                v.enable_dns_hostnames = !v.enable_dns_hostnames
+            })],
+        },
+        Kind::DefaultSecurityGroup => Case {
+            node: "vpc/default-sg",
+            spec: Spec::DefaultSecurityGroup(DefaultSecurityGroupSpec {
+                vpc_id: made.id(Kind::Vpc),
+                ingress: vec![],
+                egress: vec![],
+            }),
+            mutations: vec![change("ingress", |g: &mut DefaultSecurityGroupSpec| {
+                g.ingress.push(SgRule::tcp(22, 22, "0.0.0.0/0"))
+            })],
+        },
+        Kind::Subnet => Case {
+            node: "subnet/public",
+            spec: Spec::Subnet(SubnetSpec {
+                vpc_id: made.id(Kind::Vpc),
+                cidr_block: "10.42.1.0/24".into(),
+                availability_zone: "us-east-1a".into(),
+                map_public_ip_on_launch: false,
+            }),
+            mutations: vec![change("mapPublicIpOnLaunch", |s: &mut SubnetSpec| {
+                s.map_public_ip_on_launch = true
+            })],
+        },
+        Kind::InternetGateway => Case {
+            node: "igw",
+            spec: Spec::InternetGateway(InternetGatewaySpec {
+                vpc_id: made.id(Kind::Vpc),
+            }),
+            mutations: vec![change("vpcId", |g: &mut InternetGatewaySpec| {
+                g.vpc_id.clear()
+            })],
+        },
+        // Nothing to change in place: an Elastic IP has no field, a NAT gateway's and a
+        // flow log's are all immutable.
+        Kind::ElasticIp => Case {
+            node: "eip",
+            spec: Spec::ElasticIp(ElasticIpSpec {}),
+            mutations: vec![],
+        },
+        Kind::NatGateway => Case {
+            node: "nat",
+            spec: Spec::NatGateway(NatGatewaySpec {
+                subnet_id: made.id(Kind::Subnet),
+                allocation_id: made.id(Kind::ElasticIp),
+            }),
+            mutations: vec![],
+        },
+        Kind::RouteTable => Case {
+            node: "rtb",
+            spec: Spec::RouteTable(RouteTableSpec {
+                vpc_id: made.id(Kind::Vpc),
+                routes: vec![Route {
+                    destination: "0.0.0.0/0".into(),
+                    target: made.id(Kind::NatGateway),
+                }],
+                subnet_ids: vec![made.id(Kind::Subnet)],
+            }),
+            mutations: vec![
+                change("routes", |t: &mut RouteTableSpec| t.routes.clear()),
+                change("subnetIds", |t: &mut RouteTableSpec| t.subnet_ids.clear()),
+            ],
+        },
+        Kind::SecurityGroup => Case {
+            node: "sg",
+            spec: Spec::SecurityGroup(SecurityGroupSpec {
+                vpc_id: made.id(Kind::Vpc),
+                name: format!("contract-{}", owner.name),
+                description: "contract".into(),
+                ingress: vec![rule("tcp", 22, "203.0.113.0/24")],
+                egress: vec![rule("tcp", 443, "0.0.0.0/0")],
+            }),
+            mutations: vec![change("ingress", |g: &mut SecurityGroupSpec| {
+                g.ingress.push(SgRule::tcp(443, 443, "198.51.100.0/24"))
+            })],
+        },
+        Kind::Instance => Case {
+            node: "instance",
+            spec: Spec::Instance(InstanceSpec {
+                subnet_id: made.id(Kind::Subnet),
+                security_group_ids: vec![made.id(Kind::SecurityGroup)],
+                instance_type: "t3.micro".into(),
+                image_id: "ami-0123456789abcdef0".into(),
+                imds_v2_required: true,
+                root_volume_gib: 8,
+                root_volume_encrypted: true,
+                root_volume_kms_key_arn: made.arn(Kind::KmsKey),
+                associate_public_ip: true,
+                key_name: String::new(),
+            }),
+            mutations: vec![change("imdsV2Required", |i: &mut InstanceSpec| {
+                i.imds_v2_required = false
+            })],
+        },
+        Kind::FlowLog => Case {
+            node: "flow-log",
+            spec: Spec::FlowLog(FlowLogSpec {
+                vpc_id: made.id(Kind::Vpc),
+                log_group_name: made.id(Kind::LogGroup),
+                role_arn: made.arn(Kind::IamRole),
+                traffic_type: "ALL".into(),
+            }),
+            mutations: vec![],
+        },
     }
 }
 
@@ -172,8 +287,9 @@ fn mutations(kind: Kind) -> Vec<Mutation> {
 struct Quirks {
     /// moto ignores ClientToken on CreateNatGateway, CreateRouteTable, RunInstances and
     /// CreateFlowLogs: a repeated create makes a second resource (or fails: a NAT gateway
-    /// on the Elastic IP it already holds, a flow log with FlowLogAlreadyExists). The engine does not rely on tokens alone: before retrying a
-    /// create it looks the resource up by its ownership tags.
+    /// on the Elastic IP it already holds, a flow log with FlowLogAlreadyExists). The
+    /// engine does not rely on tokens alone: before retrying a create it looks the
+    /// resource up by its ownership tags.
     ignores_client_tokens: bool,
 }
 
@@ -191,21 +307,22 @@ async fn kind_contract<P: Provider>(
     backend: &str,
     quirks: Quirks,
     owner: &Owner,
-    d: Desired,
+    d: &Desired,
+    mutations: &[Mutation],
 ) -> Observed {
     let kind = d.spec.kind();
     let what = format!("{backend} {kind:?}");
     let created = p
-        .create(&d)
+        .create(d)
         .await
         .unwrap_or_else(|e| panic!("{what}: create: {e}"));
     assert!(!created.id.is_empty(), "{what}: an id");
     let created = if created.state == State::Pending {
-        available(p, owner, &d, &created.id).await
+        available(p, owner, d, &created.id).await
     } else {
         created
     };
-    let by_id = observe_one(p, owner, &d, Some(&created.id))
+    let by_id = observe_one(p, owner, d, Some(&created.id))
         .await
         .unwrap_or_else(|| panic!("{what}: observe by id"));
     assert_eq!(by_id.id, created.id, "{what}: observe by id");
@@ -214,7 +331,7 @@ async fn kind_contract<P: Provider>(
         vec![],
         "{what}: observed as desired"
     );
-    let by_tags = observe_one(p, owner, &d, None)
+    let by_tags = observe_one(p, owner, d, None)
         .await
         .unwrap_or_else(|| panic!("{what}: observe by tags"));
     assert_eq!(
@@ -222,21 +339,20 @@ async fn kind_contract<P: Provider>(
         "{what}: observe by tags finds the same resource"
     );
 
-    // Idempotent create: client-token kinds return the first, named kinds refuse.
-    match kind {
-        Kind::Instance | Kind::NatGateway | Kind::RouteTable | Kind::FlowLog
-            if quirks.ignores_client_tokens => {}
-        Kind::Instance | Kind::NatGateway | Kind::FlowLog | Kind::RouteTable => {
+    // A second create, as the kind registry says it goes.
+    match kind.info().idempotency {
+        Idempotency::ClientToken if quirks.ignores_client_tokens => {}
+        Idempotency::ClientToken | Idempotency::Adopted => {
             let again = p
-                .create(&d)
+                .create(d)
                 .await
                 .unwrap_or_else(|e| panic!("{what}: retried create: {e}"));
             assert_eq!(
                 again.id, created.id,
-                "{what}: the client token returns the first"
+                "{what}: the client token (or the adoption) returns the first"
             );
         }
-        Kind::LogGroup | Kind::IamRole | Kind::SecurityGroup => match p.create(&d).await {
+        Idempotency::UniqueName => match p.create(d).await {
             Err(CloudError::Terminal { code, .. }) => assert!(
                 code.contains("AlreadyExists") || code.contains("Duplicate"),
                 "{what}: {code}"
@@ -245,18 +361,19 @@ async fn kind_contract<P: Provider>(
                 panic!("{what}: a second create of a named resource must be refused: {other:?}")
             }
         },
-        _ => {}
+        // A second resource: nothing to check that would not leave it behind.
+        Idempotency::Duplicates => {}
     }
 
-    for (field, mutate) in mutations(kind) {
+    for Mutation { field, apply } in mutations {
         let mut changed = d.clone();
-        mutate(&mut changed.spec);
+        apply(&mut changed.spec);
         // Out of band: someone changes the field; the desired spec no longer matches.
-        let current = observe_one(p, owner, &d, Some(&created.id)).await.unwrap();
+        let current = observe_one(p, owner, d, Some(&created.id)).await.unwrap();
         p.update(&changed, &current)
             .await
             .unwrap_or_else(|e| panic!("{what}: update {field}: {e}"));
-        let seen = observe_one(p, owner, &d, Some(&created.id)).await.unwrap();
+        let seen = observe_one(p, owner, d, Some(&created.id)).await.unwrap();
         assert_eq!(
             diff(&d.node, &changed.spec, &changed.tags, &seen),
             vec![],
@@ -264,14 +381,14 @@ async fn kind_contract<P: Provider>(
         );
         let drift = diff(&d.node, &d.spec, &d.tags, &seen);
         assert!(
-            drift.iter().any(|f| f.field == field),
+            drift.iter().any(|f| f.field == *field),
             "{what}: drift on {field}: {drift:?}"
         );
         // And back.
-        p.update(&d, &seen)
+        p.update(d, &seen)
             .await
             .unwrap_or_else(|e| panic!("{what}: restore {field}: {e}"));
-        let restored = observe_one(p, owner, &d, Some(&created.id)).await.unwrap();
+        let restored = observe_one(p, owner, d, Some(&created.id)).await.unwrap();
         assert_eq!(
             diff(&d.node, &d.spec, &d.tags, &restored),
             vec![],
@@ -281,23 +398,38 @@ async fn kind_contract<P: Provider>(
     created
 }
 
+/// Deletes (retrying while dependents are still going), deletes again, and checks the
+/// resource is gone (or going: deleting, a KMS key pending deletion).
 async fn delete_contract<P: Provider>(p: &P, backend: &str, owner: &Owner, d: &Desired, id: &str) {
-    let what = format!("{backend} {:?}", d.spec.kind());
-    p.delete(d.spec.kind(), id)
-        .await
-        .unwrap_or_else(|e| panic!("{what}: delete: {e}"));
-    p.delete(d.spec.kind(), id)
+    let kind = d.spec.kind();
+    let what = format!("{backend} {kind:?}");
+    let mut tries = 0;
+    loop {
+        match p.delete(kind, id).await {
+            Ok(()) => break,
+            Err(e) if e.retryable() && tries < 400 => {
+                tries += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+            }
+            Err(e) => panic!("{what}: delete: {e}"),
+        }
+    }
+    p.delete(kind, id)
         .await
         .unwrap_or_else(|e| panic!("{what}: delete of the deleted: {e}"));
+    if kind.info().deletion == DeleteMode::WithParent {
+        // A no-op: it goes with its parent, deleted after it.
+        return;
+    }
     let after = observe_one(p, owner, d, Some(id)).await;
     assert!(
         after.is_none_or(|o| o.state == State::Deleting
             || matches!(
                 o.spec,
-                Spec::KmsKey {
+                Spec::KmsKey(KmsKeySpec {
                     pending_deletion: true,
                     ..
-                }
+                })
             )),
         "{what}: gone"
     );
@@ -306,206 +438,101 @@ async fn delete_contract<P: Provider>(p: &P, backend: &str, owner: &Owner, d: &D
 async fn contract<P: Provider>(p: P, backend: &str, quirks: Quirks) {
     let owner = owner(backend);
     let o = &owner;
-    let key = kind_contract(
-        &p,
-        backend,
-        quirks,
-        o,
-        desired(
-            o,
-            "kms/key",
-            Spec::KmsKey {
-                description: "contract".into(),
-                rotation_enabled: true,
-                pending_deletion: false,
-            },
-        ),
-    )
-    .await;
-    let key_arn = key.arn.clone().expect("a key ARN");
-    let logs_d = desired(
-        o,
-        "logs",
-        Spec::LogGroup {
-            name: format!("/hipaa-operator/{}/flow", o.name),
-            retention_days: 365,
-            kms_key_arn: key_arn.clone(),
-        },
-    );
-    let logs = kind_contract(&p, backend, quirks, o, logs_d.clone()).await;
-    let role_d = desired(
-        o,
-        "role",
-        Spec::IamRole {
-            name: format!("hipaa-{}", &o.name[..20.min(o.name.len())]),
-            trusted_service: "vpc-flow-logs.amazonaws.com".into(),
-            allowed_actions: vec!["logs:CreateLogStream".into(), "logs:PutLogEvents".into()],
-        },
-    );
-    let role = kind_contract(&p, backend, quirks, o, role_d.clone()).await;
-    let vpc_d = desired(
-        o,
-        "vpc",
-        Spec::Vpc {
-            cidr_block: "10.42.0.0/16".into(),
-            enable_dns_support: true,
-            enable_dns_hostnames: true,
-        },
-    );
-    let vpc = kind_contract(&p, backend, quirks, o, vpc_d.clone()).await;
-    kind_contract(
-        &p,
-        backend,
-        quirks,
-        o,
-        desired(
-            o,
-            "vpc/default-sg",
-            Spec::DefaultSecurityGroup {
-                vpc_id: vpc.id.clone(),
-                ingress: vec![],
-                egress: vec![],
-            },
-        ),
-    )
-    .await;
-    let public_d = desired(
-        o,
-        "subnet/public",
-        Spec::Subnet {
-            vpc_id: vpc.id.clone(),
-            cidr_block: "10.42.1.0/24".into(),
-            availability_zone: "us-east-1a".into(),
-            map_public_ip_on_launch: false,
-        },
-    );
-    let public = kind_contract(&p, backend, quirks, o, public_d.clone()).await;
-
-    // DependencyViolation: the VPC still has a subnet.
-    match p.delete(Kind::Vpc, &vpc.id).await {
-        Err(e @ CloudError::DependencyViolation { .. }) => {
-            assert!(e.retryable(), "{backend}: retryable")
-        }
-        other => panic!(
-            "{backend}: deleting a VPC with a subnet must be a DependencyViolation, got {other:?}"
-        ),
-    }
-
-    let igw_d = desired(
-        o,
-        "igw",
-        Spec::InternetGateway {
-            vpc_id: vpc.id.clone(),
-        },
-    );
-    let igw = kind_contract(&p, backend, quirks, o, igw_d.clone()).await;
-    let eip_d = desired(o, "eip", Spec::ElasticIp {});
-    let eip = kind_contract(&p, backend, quirks, o, eip_d.clone()).await;
-    let nat_d = desired(
-        o,
-        "nat",
-        Spec::NatGateway {
-            subnet_id: public.id.clone(),
-            allocation_id: eip.id.clone(),
-        },
-    );
-    let nat = kind_contract(&p, backend, quirks, o, nat_d.clone()).await;
-    let rtb_d = desired(
-        o,
-        "rtb",
-        Spec::RouteTable {
-            vpc_id: vpc.id.clone(),
-            routes: vec![Route {
-                destination: "0.0.0.0/0".into(),
-                target: nat.id.clone(),
-            }],
-            subnet_ids: vec![public.id.clone()],
-        },
-    );
-    let rtb = kind_contract(&p, backend, quirks, o, rtb_d.clone()).await;
-    let sg_d = desired(
-        o,
-        "sg",
-        Spec::SecurityGroup {
-            vpc_id: vpc.id.clone(),
-            name: format!("contract-{}", o.name),
-            description: "contract".into(),
-            ingress: vec![SgRule {
-                protocol: "tcp".into(),
-                from_port: 22,
-                to_port: 22,
-                source: "203.0.113.0/24".into(),
-            }],
-            egress: vec![SgRule {
-                protocol: "tcp".into(),
-                from_port: 443,
-                to_port: 443,
-                source: "0.0.0.0/0".into(),
-            }],
-        },
-    );
-    let sg = kind_contract(&p, backend, quirks, o, sg_d.clone()).await;
-    let instance_d = desired(
-        o,
-        "instance",
-        Spec::Instance {
-            subnet_id: public.id.clone(),
-            security_group_ids: vec![sg.id.clone()],
-            instance_type: "t3.micro".into(),
-            image_id: "ami-0123456789abcdef0".into(),
-            imds_v2_required: true,
-            root_volume_gib: 8,
-            root_volume_encrypted: true,
-            root_volume_kms_key_arn: key_arn.clone(),
-            associate_public_ip: true,
-            key_name: String::new(),
-        },
-    );
-    let instance = kind_contract(&p, backend, quirks, o, instance_d.clone()).await;
-    let flow_d = desired(
-        o,
-        "flow-log",
-        Spec::FlowLog {
-            vpc_id: vpc.id.clone(),
-            log_group_name: logs.id.clone(),
-            role_arn: role.arn.clone().expect("a role ARN"),
-            traffic_type: "ALL".into(),
-        },
-    );
-    let flow = kind_contract(&p, backend, quirks, o, flow_d.clone()).await;
-
-    // Tear down in reverse dependency order, waiting out asynchronous deletes.
-    delete_contract(&p, backend, o, &flow_d, &flow.id).await;
-    delete_contract(&p, backend, o, &instance_d, &instance.id).await;
-    delete_contract(&p, backend, o, &rtb_d, &rtb.id).await;
-    delete_contract(&p, backend, o, &nat_d, &nat.id).await;
-    for (d, id) in [
-        (&sg_d, &sg.id),
-        (&eip_d, &eip.id),
-        (&igw_d, &igw.id),
-        (&public_d, &public.id),
-        (&vpc_d, &vpc.id),
-    ] {
-        let mut tries = 0;
-        loop {
-            match p.delete(d.spec.kind(), id).await {
-                Ok(()) => break,
-                Err(e) if e.retryable() && tries < 400 => {
-                    tries += 1;
-                    tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    let mut made = Made::default();
+    let mut created = Vec::new();
+    for kind in Kind::ALL {
+        let Case {
+            node,
+            spec,
+            mutations,
+        } = case(kind, o, &made);
+        let d = desired(o, node, spec);
+        let resource = kind_contract(&p, backend, quirks, o, &d, &mutations).await;
+        if kind == Kind::Subnet {
+            // DependencyViolation: the VPC still has a subnet.
+            match p.delete(Kind::Vpc, &made.id(Kind::Vpc)).await {
+                Err(e @ CloudError::DependencyViolation { .. }) => {
+                    assert!(e.retryable(), "{backend}: retryable")
                 }
-                Err(e) => panic!("{backend} {:?}: {e}", d.spec.kind()),
+                other => panic!(
+                    "{backend}: deleting a VPC with a subnet must be a DependencyViolation, got {other:?}"
+                ),
             }
         }
+        created.push((d, resource.id.clone()));
+        made.0.insert(kind, resource);
+    }
+    assert_eq!(
+        created
+            .iter()
+            .map(|(d, _)| d.spec.kind())
+            .collect::<Vec<_>>(),
+        Kind::ALL,
+        "{backend}: every kind ran"
+    );
+
+    // Tear down in reverse dependency order, waiting out asynchronous deletes.
+    for (d, id) in created.iter().rev() {
         delete_contract(&p, backend, o, d, id).await;
     }
-    delete_contract(&p, backend, o, &role_d, &role.id).await;
-    delete_contract(&p, backend, o, &logs_d, &logs.id).await;
-    p.delete(Kind::KmsKey, &key.id).await.unwrap();
     assert!(
         p.owned(o).await.unwrap().is_empty(),
         "{backend}: nothing tagged with the owner is left"
     );
+}
+
+/// Without a backend: every kind's case is of its kind, needs only kinds before it, and
+/// changes exactly fields AWS can change in place — at least one when the kind has any.
+#[test]
+fn every_kind_has_a_case_that_changes_its_mutable_fields() {
+    let owner = owner("cases");
+    let mut made = Made::default();
+    let mut nodes = BTreeSet::new();
+    for kind in Kind::ALL {
+        let case = case(kind, &owner, &made);
+        assert_eq!(case.spec.kind(), kind, "{kind:?}: its own kind");
+        assert!(
+            nodes.insert(case.node),
+            "{kind:?}: node {} unique",
+            case.node
+        );
+        let mutable: Vec<String> = case
+            .spec
+            .fields()
+            .into_iter()
+            .map(|(field, _)| field)
+            .filter(|field| !kind.info().immutable.contains(&field.as_str()))
+            .collect();
+        for mutation in &case.mutations {
+            assert!(
+                mutable.iter().any(|f| f == mutation.field),
+                "{kind:?}: {} is a mutable field ({mutable:?})",
+                mutation.field
+            );
+            let mut changed = case.spec.clone();
+            (mutation.apply)(&mut changed);
+            assert_ne!(
+                changed.field(mutation.field),
+                case.spec.field(mutation.field),
+                "{kind:?}: the mutation changes {}",
+                mutation.field
+            );
+        }
+        assert_eq!(
+            case.mutations.is_empty(),
+            mutable.is_empty(),
+            "{kind:?}: updates a mutable field when it has one ({mutable:?})"
+        );
+        let resource = Observed {
+            id: format!("{kind:?}-id"),
+            arn: Some(format!("arn:{kind:?}")),
+            state: State::Available,
+            spec: case.spec,
+            tags: Default::default(),
+            attributes: Default::default(),
+        };
+        made.0.insert(kind, resource);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

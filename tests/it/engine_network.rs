@@ -8,7 +8,10 @@ use std::time::Duration;
 use hipaa_operator::api::{DeletionPolicy, HipaaNetworkSpec, NatGatewayMode};
 use hipaa_operator::blueprint::{self, Graph};
 use hipaa_operator::cloud::sim::{SimCloud, SimConfig};
-use hipaa_operator::cloud::{Kind, Owner, Provider, Route, SgRule, Spec, TAG_NODE, TAG_OWNER};
+use hipaa_operator::cloud::{
+    InstanceSpec, Kind, KmsKeySpec, LogGroupSpec, Owner, Provider, Route, RouteTableSpec,
+    SecurityGroupSpec, SgRule, Spec, SubnetSpec, TAG_NODE, TAG_OWNER, VpcSpec,
+};
 use hipaa_operator::engine::{self, ActionKind, Config, Engine, Mode, Outcome, Records};
 
 const POLL: Duration = Duration::from_millis(20);
@@ -182,7 +185,7 @@ fn edits() -> Vec<Edit> {
             apply: |s| {
                 s.sim
                     .edit(Kind::SecurityGroup, &s.id("sg/bastion"), |spec| {
-                        if let Spec::SecurityGroup { ingress, .. } = spec {
+                        if let Spec::SecurityGroup(SecurityGroupSpec { ingress, .. }) = spec {
                             ingress.push(SgRule {
                                 protocol: "tcp".into(),
                                 from_port: 22,
@@ -202,7 +205,7 @@ fn edits() -> Vec<Edit> {
                 let igw = s.id("igw");
                 s.sim
                     .edit(Kind::RouteTable, &s.id("rtb/private/us-east-1a"), |spec| {
-                        if let Spec::RouteTable { routes, .. } = spec {
+                        if let Spec::RouteTable(RouteTableSpec { routes, .. }) = spec {
                             routes.push(Route {
                                 destination: "198.51.100.0/24".into(),
                                 target: igw.clone(),
@@ -237,10 +240,10 @@ fn edits() -> Vec<Edit> {
             apply: |s| {
                 s.sim
                     .edit(Kind::Subnet, &s.id("subnet/private/us-east-1b"), |spec| {
-                        if let Spec::Subnet {
+                        if let Spec::Subnet(SubnetSpec {
                             map_public_ip_on_launch,
                             ..
-                        } = spec
+                        }) = spec
                         {
                             *map_public_ip_on_launch = true;
                         }
@@ -255,9 +258,9 @@ fn edits() -> Vec<Edit> {
             apply: |s| {
                 s.sim
                     .edit(Kind::Instance, &s.id("instance/bastion"), |spec| {
-                        if let Spec::Instance {
+                        if let Spec::Instance(InstanceSpec {
                             imds_v2_required, ..
-                        } = spec
+                        }) = spec
                         {
                             *imds_v2_required = false;
                         }
@@ -272,7 +275,7 @@ fn edits() -> Vec<Edit> {
             apply: |s| {
                 s.sim
                     .edit(Kind::LogGroup, &s.id("logs/flow-logs"), |spec| {
-                        if let Spec::LogGroup { retention_days, .. } = spec {
+                        if let Spec::LogGroup(LogGroupSpec { retention_days, .. }) = spec {
                             *retention_days = 7;
                         }
                     })
@@ -286,9 +289,9 @@ fn edits() -> Vec<Edit> {
             apply: |s| {
                 s.sim
                     .edit(Kind::KmsKey, &s.id("kms/key"), |spec| {
-                        if let Spec::KmsKey {
+                        if let Spec::KmsKey(KmsKeySpec {
                             rotation_enabled, ..
-                        } = spec
+                        }) = spec
                         {
                             *rotation_enabled = false;
                         }
@@ -667,7 +670,7 @@ async fn a_terminal_error_stops_only_its_node_and_is_not_retried_in_the_pass() {
     let mut stack = Stack::new(SimConfig::fast());
     // An AMI id EC2 refuses (the schema would; the graph is built directly here).
     for node in &mut stack.graph.nodes {
-        if let Spec::Instance { image_id, .. } = &mut node.spec {
+        if let Spec::Instance(InstanceSpec { image_id, .. }) = &mut node.spec {
             *image_id = "not-an-ami".into();
         }
     }
@@ -754,7 +757,7 @@ async fn resources_the_spec_no_longer_has_are_removed_after_their_users_change()
         .map(|(_, o)| o.spec)
         .unwrap();
     match routes {
-        Spec::RouteTable { routes, .. } => assert_eq!(
+        Spec::RouteTable(RouteTableSpec { routes, .. }) => assert_eq!(
             routes[0].target, nat_a,
             "zone b now egresses through zone a's NAT"
         ),
@@ -857,11 +860,11 @@ async fn owners_of_different_kinds_with_one_namespace_and_name_never_touch_each_
     let graph = Graph {
         nodes: vec![blueprint::Node {
             key: "vpc".into(),
-            spec: Spec::Vpc {
+            spec: Spec::Vpc(VpcSpec {
                 cidr_block: "10.99.0.0/16".into(),
                 enable_dns_support: true,
                 enable_dns_hostnames: true,
-            },
+            }),
             after: Default::default(),
         }],
         tags: BTreeMap::new(),

@@ -14,7 +14,7 @@ use hipaa_operator::api::{CommonSpec, CommonStatus, ComplianceEntry, HipaaNetwor
 use hipaa_operator::blueprint::network::resource_name;
 use hipaa_operator::blueprint::{BlueprintError, Graph, Node};
 use hipaa_operator::cloud::sim::{SimCloud, SimConfig};
-use hipaa_operator::cloud::{Kind, Owner, Provider, Spec, TAG_OWNER};
+use hipaa_operator::cloud::{Kind, Owner, Provider, SecurityGroupSpec, Spec, TAG_OWNER};
 use hipaa_operator::compliance::ObservedNode;
 use hipaa_operator::controller::references::resource_of;
 use hipaa_operator::controller::stack::{Referenced, Target, common_status_of};
@@ -96,13 +96,13 @@ impl Stack for TestReferrer {
         Ok(Graph {
             nodes: vec![Node {
                 key: "sg/app".into(),
-                spec: Spec::SecurityGroup {
+                spec: Spec::SecurityGroup(SecurityGroupSpec {
                     vpc_id: vpc.into(),
                     name: resource_name(owner, "test-app", 255),
                     description: "test referrer".into(),
                     ingress: vec![],
                     egress: vec![],
-                },
+                }),
                 after: Default::default(),
             }],
             tags: self.spec.common.tags.clone(),
@@ -136,7 +136,7 @@ fn referrer_groups(sim: &SimCloud) -> Vec<(String, String)> {
         .into_iter()
         .filter(|(kind, o)| *kind == Kind::SecurityGroup && o.tags.get(TAG_OWNER) == Some(&owner))
         .map(|(_, o)| match o.spec {
-            Spec::SecurityGroup { vpc_id, .. } => (o.id, vpc_id),
+            Spec::SecurityGroup(SecurityGroupSpec { vpc_id, .. }) => (o.id, vpc_id),
             _ => unreachable!("filtered on the kind"),
         })
         .collect()

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use common::{Cluster, eventually, http_get, metric, repo};
 use hipaa_operator::api::{DriftAction, HipaaNetwork};
 use hipaa_operator::cloud::sim::{SimCloud, SimConfig};
-use hipaa_operator::cloud::{Kind, Owner, Provider, SgRule, Spec, TAG_OWNER};
+use hipaa_operator::cloud::{Kind, KmsKeySpec, Owner, Provider, SgRule, Spec, TAG_OWNER};
 use hipaa_operator::controller::Settings;
 use hipaa_operator::controller::status::{DRIFTED, READY, SYNCED, condition};
 use hipaa_operator::daemon::Spawned;
@@ -309,10 +309,10 @@ async fn kubectl_apply_reaches_ready_drift_is_remediated_within_a_resync_and_del
         .filter(|(_, o)| {
             !matches!(
                 o.spec,
-                Spec::KmsKey {
+                Spec::KmsKey(KmsKeySpec {
                     pending_deletion: true,
                     ..
-                }
+                })
             )
         })
         .collect();

@@ -6,10 +6,12 @@
 
 use aws_sdk_ec2::types::SecurityGroup;
 
-use super::security_group::{describe, reconcile_rules, rules_of};
-use super::vpc::{id_filter, immutable, merged_tags};
+use super::security_group::{describe, reconcile_rules, rules, rules_of};
+use super::vpc::{id_filter, merged_tags};
 use super::{AwsCloud, ensure_ec2_tags, from_ec2_tags};
-use crate::cloud::{CloudError, Desired, Lookup, Observed, Owner, Spec, State};
+use crate::cloud::{
+    CloudError, DefaultSecurityGroupSpec, Desired, KindSpec, Lookup, Observed, Owner, Spec, State,
+};
 
 /// The default groups of `vpcs`.
 async fn of_vpcs(cloud: &AwsCloud, vpcs: &[String]) -> Result<Vec<SecurityGroup>, CloudError> {
@@ -32,11 +34,11 @@ fn observed(group: &SecurityGroup) -> Observed {
         id: group.group_id().unwrap_or_default().to_string(),
         arn: group.security_group_arn().map(String::from),
         state: State::Available,
-        spec: Spec::DefaultSecurityGroup {
+        spec: Spec::DefaultSecurityGroup(DefaultSecurityGroupSpec {
             vpc_id: group.vpc_id().unwrap_or_default().to_string(),
             ingress: rules_of(group.ip_permissions()),
             egress: rules_of(group.ip_permissions_egress()),
-        },
+        }),
         tags: from_ec2_tags(group.tags()),
         attributes,
     }
@@ -44,7 +46,11 @@ fn observed(group: &SecurityGroup) -> Observed {
 
 fn desired_vpc(spec: Option<&Spec>) -> Option<&str> {
     match spec {
-        Some(Spec::DefaultSecurityGroup { vpc_id, .. }) if !vpc_id.is_empty() => Some(vpc_id),
+        Some(Spec::DefaultSecurityGroup(DefaultSecurityGroupSpec { vpc_id, .. }))
+            if !vpc_id.is_empty() =>
+        {
+            Some(vpc_id)
+        }
         _ => None,
     }
 }
@@ -81,20 +87,27 @@ pub(crate) async fn observe(
     Ok(lookups
         .iter()
         .map(|lookup| {
-            let by_id = lookup.recorded_id.as_ref().and_then(|id| found.iter().find(|o| &o.id == id));
+            let by_id = lookup
+                .recorded_id
+                .as_ref()
+                .and_then(|id| found.iter().find(|o| &o.id == id));
             let by_vpc = || {
                 let vpc = desired_vpc(lookup.desired.as_ref())?;
-                found.iter().find(|o| matches!(&o.spec, Spec::DefaultSecurityGroup { vpc_id, .. } if vpc_id == vpc))
+                found.iter().find(|o| {
+                    DefaultSecurityGroupSpec::of(&o.spec).is_some_and(|g| g.vpc_id == vpc)
+                })
             };
             by_id.or_else(by_vpc).cloned()
         })
         .collect())
 }
 
-pub(crate) async fn create(cloud: &AwsCloud, desired: &Desired) -> Result<Observed, CloudError> {
-    let Spec::DefaultSecurityGroup { vpc_id, .. } = &desired.spec else {
-        unreachable!("dispatched by kind")
-    };
+pub(crate) async fn create(
+    cloud: &AwsCloud,
+    desired: &Desired,
+    spec: &DefaultSecurityGroupSpec,
+) -> Result<Observed, CloudError> {
+    let vpc_id = &spec.vpc_id;
     let groups = of_vpcs(cloud, std::slice::from_ref(vpc_id)).await?;
     let found = groups
         .first()
@@ -104,7 +117,13 @@ pub(crate) async fn create(cloud: &AwsCloud, desired: &Desired) -> Result<Observ
             message: format!("InvalidVpcID.NotFound: no default security group for {vpc_id}"),
         })?;
     ensure_ec2_tags(cloud, &found.id, &desired.tags, &found.tags).await?;
-    reconcile_rules(cloud, &found.id, &desired.spec, &found.spec).await?;
+    reconcile_rules(
+        cloud,
+        &found.id,
+        (&spec.ingress, &spec.egress),
+        rules(&found.spec),
+    )
+    .await?;
     Ok(Observed {
         spec: desired.spec.clone(),
         tags: merged_tags(desired, &found),
@@ -116,16 +135,19 @@ pub(crate) async fn update(
     cloud: &AwsCloud,
     desired: &Desired,
     observed: &Observed,
+    want: &DefaultSecurityGroupSpec,
+    have: &DefaultSecurityGroupSpec,
 ) -> Result<Observed, CloudError> {
-    if let (
-        Spec::DefaultSecurityGroup { vpc_id: want, .. },
-        Spec::DefaultSecurityGroup { vpc_id: have, .. },
-    ) = (&desired.spec, &observed.spec)
-        && want != have
-    {
-        return Err(immutable("RevokeSecurityGroupIngress", "vpcId", have, want));
-    }
-    reconcile_rules(cloud, &observed.id, &desired.spec, &observed.spec).await?;
+    desired
+        .spec
+        .check_immutable("RevokeSecurityGroupIngress", &observed.spec)?;
+    reconcile_rules(
+        cloud,
+        &observed.id,
+        (&want.ingress, &want.egress),
+        (&have.ingress, &have.egress),
+    )
+    .await?;
     ensure_ec2_tags(cloud, &observed.id, &desired.tags, &observed.tags).await?;
     Ok(Observed {
         spec: desired.spec.clone(),

@@ -10,7 +10,7 @@ use super::{
     AwsCloud, ensure_ec2_tags, from_ec2_tags, match_lookups, owner_filter, tag_specification,
 };
 use crate::cloud::{
-    CloudError, Desired, Kind, Lookup, Observed, Owned, Owner, Spec, State, TAG_NODE,
+    CloudError, Desired, ElasticIpSpec, Kind, Lookup, Observed, Owned, Owner, State, TAG_NODE,
 };
 
 async fn describe(cloud: &AwsCloud, filter: Filter) -> Result<Vec<Address>, CloudError> {
@@ -33,7 +33,7 @@ fn observed(address: &Address) -> Observed {
         id: address.allocation_id().unwrap_or_default().to_string(),
         arn: None,
         state: State::Available,
-        spec: Spec::ElasticIp {},
+        spec: ElasticIpSpec {}.into(),
         tags: from_ec2_tags(address.tags()),
         attributes,
     }
@@ -77,7 +77,7 @@ pub(crate) async fn create(cloud: &AwsCloud, desired: &Desired) -> Result<Observ
         id: id.to_string(),
         arn: None,
         state: State::Available,
-        spec: Spec::ElasticIp {},
+        spec: ElasticIpSpec {}.into(),
         tags: desired.tags.clone(),
         attributes,
     })

@@ -14,7 +14,7 @@ use super::{
     AwsCloud, ensure_ec2_tags, from_ec2_tags, match_lookups, owner_filter, tag_specification,
 };
 use crate::cloud::{
-    CloudError, Desired, Kind, Lookup, Observed, Owned, Owner, Spec, State, TAG_NODE,
+    CloudError, Desired, FlowLogSpec, Kind, Lookup, Observed, Owned, Owner, Spec, State, TAG_NODE,
 };
 
 async fn describe(cloud: &AwsCloud, filter: Filter) -> Result<Vec<FlowLog>, CloudError> {
@@ -47,7 +47,7 @@ fn to_observed(log: &FlowLog) -> Observed {
         id: log.flow_log_id().unwrap_or_default().to_string(),
         arn: None,
         state: State::Available,
-        spec: Spec::FlowLog {
+        spec: Spec::FlowLog(FlowLogSpec {
             vpc_id: log.resource_id().unwrap_or_default().to_string(),
             log_group_name: log.log_group_name().unwrap_or_default().to_string(),
             role_arn: log
@@ -58,7 +58,7 @@ fn to_observed(log: &FlowLog) -> Observed {
                 .traffic_type()
                 .map(|t| t.as_str().to_string())
                 .unwrap_or_default(),
-        },
+        }),
         tags: from_ec2_tags(log.tags()),
         attributes: BTreeMap::new(),
     }
@@ -95,16 +95,17 @@ async fn read(cloud: &AwsCloud, id: &str) -> Result<Observed, CloudError> {
         })
 }
 
-pub(crate) async fn create(cloud: &AwsCloud, desired: &Desired) -> Result<Observed, CloudError> {
-    let Spec::FlowLog {
+pub(crate) async fn create(
+    cloud: &AwsCloud,
+    desired: &Desired,
+    spec: &FlowLogSpec,
+) -> Result<Observed, CloudError> {
+    let FlowLogSpec {
         vpc_id,
         log_group_name,
         role_arn,
         traffic_type,
-    } = &desired.spec
-    else {
-        unreachable!("dispatched by kind")
-    };
+    } = spec;
     let result = cloud
         .ec2
         .create_flow_logs()
@@ -154,22 +155,15 @@ pub(crate) async fn create(cloud: &AwsCloud, desired: &Desired) -> Result<Observ
     read(cloud, &id).await
 }
 
+/// Every field is immutable (`KindInfo::immutable`): only tags change.
 pub(crate) async fn update(
     cloud: &AwsCloud,
     desired: &Desired,
     observed: &Observed,
 ) -> Result<Observed, CloudError> {
-    for ((field, want), (_, have)) in desired.spec.fields().iter().zip(&observed.spec.fields()) {
-        if want != have {
-            return Err(CloudError::Terminal {
-                operation: "CreateFlowLogs".into(),
-                code: "InvalidParameterValue".into(),
-                message: format!(
-                    "{field} cannot be changed in place (is {have}, desired {want}): replace the resource"
-                ),
-            });
-        }
-    }
+    desired
+        .spec
+        .check_immutable("CreateFlowLogs", &observed.spec)?;
     ensure_ec2_tags(cloud, &observed.id, &desired.tags, &observed.tags).await?;
     read(cloud, &observed.id).await
 }
@@ -204,7 +198,7 @@ pub(crate) async fn owned(cloud: &AwsCloud, owner: &Owner) -> Result<Vec<Owned>,
 #[cfg(test)]
 mod tests {
     use super::super::route_table::tests::{by_id, by_tag, cloud, desired, network, owner};
-    use crate::cloud::{Kind, Provider, Spec};
+    use crate::cloud::{FlowLogSpec, Kind, Provider, Spec};
 
     #[tokio::test]
     async fn flow_log_against_moto() {
@@ -219,12 +213,12 @@ mod tests {
             .send()
             .await
             .unwrap();
-        let spec = Spec::FlowLog {
+        let spec = Spec::FlowLog(FlowLogSpec {
             vpc_id: vpc.clone(),
             log_group_name: group.clone(),
             role_arn: "arn:aws:iam::123456789012:role/flow-logs".into(),
             traffic_type: "ALL".into(),
-        };
+        });
         let d = desired(&owner, "fl", spec.clone());
         let created = cloud.create(&d).await.unwrap();
         assert_eq!(created.spec, spec);
@@ -247,7 +241,7 @@ mod tests {
                 .any(|o| o.id == created.id)
         );
         let mut other = spec.clone();
-        if let Spec::FlowLog { traffic_type, .. } = &mut other {
+        if let Spec::FlowLog(FlowLogSpec { traffic_type, .. }) = &mut other {
             *traffic_type = "REJECT".into();
         }
         let err = cloud

@@ -16,7 +16,8 @@ use serde_json::{Value, json};
 
 use super::{AwsCloud, match_lookups, missing_tags};
 use crate::cloud::{
-    CloudError, Desired, Kind, Lookup, Observed, Owned, Owner, Spec, State, TAG_NODE, TAG_OWNER,
+    CloudError, Desired, IamRoleSpec, Kind, KindSpec, Lookup, Observed, Owned, Owner, Spec, State,
+    TAG_NODE, TAG_OWNER,
 };
 
 const POLICY_NAME: &str = "hipaa-operator";
@@ -185,13 +186,13 @@ async fn read(cloud: &AwsCloud, name: &str) -> Result<Observed, CloudError> {
         id: role.role_name().to_string(),
         arn: Some(role.arn().to_string()),
         state: State::Available,
-        spec: Spec::IamRole {
+        spec: Spec::IamRole(IamRoleSpec {
             name: role.role_name().to_string(),
             trusted_service: trusted_service(
                 role.assume_role_policy_document().unwrap_or_default(),
             ),
             allowed_actions: actions,
-        },
+        }),
         tags: role_tags(role.tags()),
         attributes: BTreeMap::from([("roleId".to_string(), role.role_id().to_string())]),
     })
@@ -270,10 +271,11 @@ pub(crate) async fn observe(
     let mut found: Vec<Observed> = Vec::new();
     let mut unnamed = false;
     for lookup in lookups {
-        let desired_name = match &lookup.desired {
-            Some(Spec::IamRole { name, .. }) => Some(name.as_str()),
-            _ => None,
-        };
+        let desired_name = lookup
+            .desired
+            .as_ref()
+            .and_then(IamRoleSpec::of)
+            .map(|role| role.name.as_str());
         let mut seen = false;
         if let Some(id) = lookup.recorded_id.as_deref() {
             match read(cloud, id).await {
@@ -311,51 +313,37 @@ pub(crate) async fn observe(
     Ok(match_lookups(lookups, found))
 }
 
-pub(crate) async fn create(cloud: &AwsCloud, desired: &Desired) -> Result<Observed, CloudError> {
-    let Spec::IamRole {
-        name,
-        trusted_service,
-        ..
-    } = &desired.spec
-    else {
-        unreachable!("dispatched by kind")
-    };
+pub(crate) async fn create(
+    cloud: &AwsCloud,
+    desired: &Desired,
+    spec: &IamRoleSpec,
+) -> Result<Observed, CloudError> {
     let result = cloud
         .iam
         .create_role()
-        .role_name(name)
-        .assume_role_policy_document(trust_policy(trusted_service))
+        .role_name(&spec.name)
+        .assume_role_policy_document(trust_policy(&spec.trusted_service))
         .set_tags(Some(iam_tags(&desired.tags)?))
         .send()
         .await;
     cloud.done("iam", "CreateRole", result)?;
-    let created = Spec::IamRole {
-        name: name.clone(),
-        trusted_service: trusted_service.clone(),
+    let created = IamRoleSpec {
         allowed_actions: vec![],
+        ..spec.clone()
     };
-    reconcile(cloud, name, &desired.spec, &created).await?;
-    read(cloud, name).await
+    reconcile(cloud, &spec.name, spec, &created).await?;
+    read(cloud, &spec.name).await
 }
 
 pub(crate) async fn update(
     cloud: &AwsCloud,
     desired: &Desired,
     observed: &Observed,
+    want: &IamRoleSpec,
+    have: &IamRoleSpec,
 ) -> Result<Observed, CloudError> {
-    if let (Spec::IamRole { name: want, .. }, Spec::IamRole { name: have, .. }) =
-        (&desired.spec, &observed.spec)
-        && want != have
-    {
-        return Err(CloudError::Terminal {
-            operation: "UpdateRole".into(),
-            code: "InvalidParameterValue".into(),
-            message: format!(
-                "name cannot be changed in place (is {have}, desired {want}): replace the resource"
-            ),
-        });
-    }
-    reconcile(cloud, &observed.id, &desired.spec, &observed.spec).await?;
+    desired.spec.check_immutable("UpdateRole", &observed.spec)?;
+    reconcile(cloud, &observed.id, want, have).await?;
     let missing = missing_tags(&desired.tags, &observed.tags);
     if !missing.is_empty() {
         let result = cloud
@@ -373,30 +361,15 @@ pub(crate) async fn update(
 async fn reconcile(
     cloud: &AwsCloud,
     name: &str,
-    want: &Spec,
-    have: &Spec,
+    want: &IamRoleSpec,
+    have: &IamRoleSpec,
 ) -> Result<(), CloudError> {
-    let (
-        Spec::IamRole {
-            trusted_service: want_trust,
-            allowed_actions: want_actions,
-            ..
-        },
-        Spec::IamRole {
-            trusted_service: have_trust,
-            allowed_actions: have_actions,
-            ..
-        },
-    ) = (want, have)
-    else {
-        return Ok(());
-    };
-    if want_trust != have_trust {
+    if want.trusted_service != have.trusted_service {
         let result = cloud
             .iam
             .update_assume_role_policy()
             .role_name(name)
-            .policy_document(trust_policy(want_trust))
+            .policy_document(trust_policy(&want.trusted_service))
             .send()
             .await;
         cloud.done("iam", "UpdateAssumeRolePolicy", result)?;
@@ -407,8 +380,8 @@ async fn reconcile(
         a.dedup();
         a
     };
-    let actions = sorted(want_actions);
-    if actions != sorted(have_actions) {
+    let actions = sorted(&want.allowed_actions);
+    if actions != sorted(&have.allowed_actions) {
         if actions.is_empty() {
             let result = cloud
                 .iam
@@ -463,14 +436,14 @@ pub(crate) async fn owned(cloud: &AwsCloud, owner: &Owner) -> Result<Vec<Owned>,
 #[cfg(test)]
 mod tests {
     use super::super::route_table::tests::{by_id, by_tag, cloud, desired, owner};
-    use crate::cloud::{Kind, Lookup, Provider, Spec};
+    use crate::cloud::{IamRoleSpec, Kind, Lookup, Provider, Spec};
 
     fn role(name: &str, service: &str, actions: &[&str]) -> Spec {
-        Spec::IamRole {
+        Spec::IamRole(IamRoleSpec {
             name: name.into(),
             trusted_service: service.into(),
             allowed_actions: actions.iter().map(|a| a.to_string()).collect(),
-        }
+        })
     }
 
     #[test]

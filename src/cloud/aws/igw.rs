@@ -11,7 +11,7 @@ use super::{
     AwsCloud, ensure_ec2_tags, from_ec2_tags, match_lookups, owner_filter, tag_specification,
 };
 use crate::cloud::{
-    CloudError, Desired, Kind, Lookup, Observed, Owned, Owner, Spec, State, TAG_NODE,
+    CloudError, Desired, InternetGatewaySpec, Kind, Lookup, Observed, Owned, Owner, State, TAG_NODE,
 };
 
 async fn describe(cloud: &AwsCloud, filter: Filter) -> Result<Vec<InternetGateway>, CloudError> {
@@ -47,9 +47,10 @@ fn observed(igw: &InternetGateway) -> Observed {
         id: igw.internet_gateway_id().unwrap_or_default().to_string(),
         arn: None,
         state: State::Available,
-        spec: Spec::InternetGateway {
+        spec: InternetGatewaySpec {
             vpc_id: attached(igw).into_iter().next().unwrap_or_default(),
-        },
+        }
+        .into(),
         tags: from_ec2_tags(igw.tags()),
         attributes: Default::default(),
     }
@@ -100,10 +101,11 @@ async fn detach(cloud: &AwsCloud, id: &str, vpc: &str) -> Result<(), CloudError>
         .map(|_| ())
 }
 
-pub(crate) async fn create(cloud: &AwsCloud, desired: &Desired) -> Result<Observed, CloudError> {
-    let Spec::InternetGateway { vpc_id } = &desired.spec else {
-        unreachable!("dispatched by kind")
-    };
+pub(crate) async fn create(
+    cloud: &AwsCloud,
+    desired: &Desired,
+    spec: &InternetGatewaySpec,
+) -> Result<Observed, CloudError> {
     let result = cloud
         .ec2
         .create_internet_gateway()
@@ -124,27 +126,27 @@ pub(crate) async fn create(cloud: &AwsCloud, desired: &Desired) -> Result<Observ
     if created.tags.is_empty() {
         created.tags = desired.tags.clone();
     }
-    if !vpc_id.is_empty() {
-        attach(cloud, &created.id, vpc_id).await?;
+    if !spec.vpc_id.is_empty() {
+        attach(cloud, &created.id, &spec.vpc_id).await?;
     }
     created.spec = desired.spec.clone();
     Ok(created)
 }
 
+/// Moves the attachment when the VPC differs (detach, then attach).
 pub(crate) async fn update(
     cloud: &AwsCloud,
     desired: &Desired,
     observed: &Observed,
+    want: &InternetGatewaySpec,
+    have: &InternetGatewaySpec,
 ) -> Result<Observed, CloudError> {
-    if let (Spec::InternetGateway { vpc_id: want }, Spec::InternetGateway { vpc_id: have }) =
-        (&desired.spec, &observed.spec)
-        && want != have
-    {
-        if !have.is_empty() {
-            detach(cloud, &observed.id, have).await?;
+    if want.vpc_id != have.vpc_id {
+        if !have.vpc_id.is_empty() {
+            detach(cloud, &observed.id, &have.vpc_id).await?;
         }
-        if !want.is_empty() {
-            attach(cloud, &observed.id, want).await?;
+        if !want.vpc_id.is_empty() {
+            attach(cloud, &observed.id, &want.vpc_id).await?;
         }
     }
     ensure_ec2_tags(cloud, &observed.id, &desired.tags, &observed.tags).await?;

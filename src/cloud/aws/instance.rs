@@ -25,7 +25,8 @@ use super::{
     AwsCloud, ensure_ec2_tags, from_ec2_tags, match_lookups, owner_filter, tag_specification,
 };
 use crate::cloud::{
-    CloudError, Desired, Kind, Lookup, Observed, Owned, Owner, Spec, State, TAG_NODE,
+    CloudError, Desired, InstanceSpec, Kind, KindSpec, Lookup, Observed, Owned, Owner, Spec, State,
+    TAG_NODE,
 };
 
 const ROOT_DEVICE: &str = "/dev/xvda";
@@ -118,19 +119,14 @@ async fn volumes(
 /// Root volume (size, encrypted, key) from `DescribeVolumes`, else from what was asked.
 type RootVolume = (i32, bool, String);
 
-fn asked(spec: Option<&Spec>) -> RootVolume {
+fn asked(spec: Option<&InstanceSpec>) -> RootVolume {
     match spec {
-        Some(Spec::Instance {
-            root_volume_gib,
-            root_volume_encrypted,
-            root_volume_kms_key_arn,
-            ..
-        }) => (
-            *root_volume_gib,
-            *root_volume_encrypted,
-            root_volume_kms_key_arn.clone(),
+        Some(spec) => (
+            spec.root_volume_gib,
+            spec.root_volume_encrypted,
+            spec.root_volume_kms_key_arn.clone(),
         ),
-        _ => (0, false, String::new()),
+        None => (0, false, String::new()),
     }
 }
 
@@ -183,7 +179,7 @@ fn to_observed(instance: &Instance, root: RootVolume, asked_public_ip: Option<bo
         id: instance.instance_id().unwrap_or_default().to_string(),
         arn: None,
         state,
-        spec: Spec::Instance {
+        spec: Spec::Instance(InstanceSpec {
             subnet_id: instance.subnet_id().unwrap_or_default().to_string(),
             security_group_ids,
             instance_type: instance
@@ -197,7 +193,7 @@ fn to_observed(instance: &Instance, root: RootVolume, asked_public_ip: Option<bo
             root_volume_kms_key_arn: root.2,
             associate_public_ip,
             key_name: instance.key_name().unwrap_or_default().to_string(),
-        },
+        }),
         tags: from_ec2_tags(instance.tags()),
         attributes,
     }
@@ -213,16 +209,6 @@ fn root_of(volume: Option<&Volume>, fallback: RootVolume) -> RootVolume {
         ),
         // Not attached yet (pending) or not described: what RunInstances was asked.
         None => fallback,
-    }
-}
-
-fn public_ip_asked(spec: Option<&Spec>) -> Option<bool> {
-    match spec {
-        Some(Spec::Instance {
-            associate_public_ip,
-            ..
-        }) => Some(*associate_public_ip),
-        _ => None,
     }
 }
 
@@ -257,20 +243,25 @@ pub(crate) async fn observe(
                     .find(|l| node.as_deref() == Some(l.node.as_str()))
             })
             .and_then(|l| l.desired.as_ref())
+            .and_then(InstanceSpec::of)
     };
     let found = instances
         .iter()
         .map(|i| {
             let desired = lookup_for(i);
             let root = root_of(root_volume_id(i).and_then(|v| vols.get(&v)), asked(desired));
-            to_observed(i, root, public_ip_asked(desired))
+            to_observed(i, root, desired.map(|d| d.associate_public_ip))
         })
         .collect();
     Ok(match_lookups(lookups, found))
 }
 
-pub(crate) async fn create(cloud: &AwsCloud, desired: &Desired) -> Result<Observed, CloudError> {
-    let Spec::Instance {
+pub(crate) async fn create(
+    cloud: &AwsCloud,
+    desired: &Desired,
+    spec: &InstanceSpec,
+) -> Result<Observed, CloudError> {
+    let InstanceSpec {
         subnet_id,
         security_group_ids,
         instance_type,
@@ -281,10 +272,7 @@ pub(crate) async fn create(cloud: &AwsCloud, desired: &Desired) -> Result<Observ
         root_volume_kms_key_arn,
         associate_public_ip,
         key_name,
-    } = &desired.spec
-    else {
-        unreachable!("dispatched by kind")
-    };
+    } = spec;
     let tokens = if *imds_v2_required {
         HttpTokensState::Required
     } else {
@@ -352,50 +340,27 @@ pub(crate) async fn create(cloud: &AwsCloud, desired: &Desired) -> Result<Observ
     // The root volume is being created: report what was asked.
     Ok(to_observed(
         instance,
-        asked(Some(&desired.spec)),
+        asked(Some(spec)),
         Some(*associate_public_ip),
     ))
 }
 
+/// Only the security groups and the metadata options change in place.
 pub(crate) async fn update(
     cloud: &AwsCloud,
     desired: &Desired,
     observed: &Observed,
+    want: &InstanceSpec,
+    have: &InstanceSpec,
 ) -> Result<Observed, CloudError> {
-    for ((field, want), (_, have)) in desired.spec.fields().iter().zip(&observed.spec.fields()) {
-        // An image given as `resolve:ssm:` was resolved at launch; it is not a change.
-        let resolved_image = field == "imageId" && want.starts_with("resolve:ssm:");
-        if want != have
-            && field != "securityGroupIds"
-            && field != "imdsV2Required"
-            && !resolved_image
-        {
-            return Err(CloudError::Terminal {
-                operation: "ModifyInstanceAttribute".into(),
-                code: "InvalidParameterValue".into(),
-                message: format!(
-                    "{field} cannot be changed in place (is {have}, desired {want}): replace the resource"
-                ),
-            });
-        }
-    }
-    let (
-        Spec::Instance {
-            security_group_ids: want_groups,
-            imds_v2_required: want_imds,
-            ..
-        },
-        Spec::Instance {
-            security_group_ids: have_groups,
-            imds_v2_required: have_imds,
-            ..
-        },
-    ) = (&desired.spec, &observed.spec)
-    else {
-        return Ok(observed.clone());
-    };
-    let mut next = observed.clone();
-    let (mut a, mut b) = (want_groups.clone(), have_groups.clone());
+    desired
+        .spec
+        .check_immutable("ModifyInstanceAttribute", &observed.spec)?;
+    let mut next = have.clone();
+    let (mut a, mut b) = (
+        want.security_group_ids.clone(),
+        have.security_group_ids.clone(),
+    );
     a.sort();
     b.sort();
     if a != b {
@@ -403,19 +368,14 @@ pub(crate) async fn update(
             .ec2
             .modify_instance_attribute()
             .instance_id(&observed.id)
-            .set_groups(Some(want_groups.clone()))
+            .set_groups(Some(want.security_group_ids.clone()))
             .send()
             .await;
         cloud.done("ec2", "ModifyInstanceAttribute", result)?;
-        if let Spec::Instance {
-            security_group_ids, ..
-        } = &mut next.spec
-        {
-            *security_group_ids = a;
-        }
+        next.security_group_ids = a;
     }
-    if want_imds != have_imds {
-        let tokens = if *want_imds {
+    if want.imds_v2_required != have.imds_v2_required {
+        let tokens = if want.imds_v2_required {
             HttpTokensState::Required
         } else {
             HttpTokensState::Optional
@@ -428,16 +388,16 @@ pub(crate) async fn update(
             .send()
             .await;
         cloud.done("ec2", "ModifyInstanceMetadataOptions", result)?;
-        if let Spec::Instance {
-            imds_v2_required, ..
-        } = &mut next.spec
-        {
-            *imds_v2_required = *want_imds;
-        }
+        next.imds_v2_required = want.imds_v2_required;
     }
     ensure_ec2_tags(cloud, &observed.id, &desired.tags, &observed.tags).await?;
-    next.tags.extend(desired.tags.clone());
-    Ok(next)
+    let mut tags = observed.tags.clone();
+    tags.extend(desired.tags.clone());
+    Ok(Observed {
+        spec: next.into(),
+        tags,
+        ..observed.clone()
+    })
 }
 
 pub(crate) async fn delete(cloud: &AwsCloud, id: &str) -> Result<(), CloudError> {
@@ -465,7 +425,7 @@ pub(crate) async fn owned(cloud: &AwsCloud, owner: &Owner) -> Result<Vec<Owned>,
 #[cfg(test)]
 mod tests {
     use super::super::route_table::tests::{by_id, by_tag, cloud, desired, network, owner};
-    use crate::cloud::{Kind, Provider, Spec, State};
+    use crate::cloud::{InstanceSpec, Kind, Provider, Spec, State};
 
     #[tokio::test]
     async fn instance_against_moto() {
@@ -489,7 +449,7 @@ mod tests {
         let key_arn = key.key_metadata().unwrap().arn().unwrap().to_string();
         let images = cloud.ec2.describe_images().send().await.unwrap();
         let image = images.images()[0].image_id().unwrap().to_string();
-        let spec = Spec::Instance {
+        let spec = Spec::Instance(InstanceSpec {
             subnet_id: subnet.clone(),
             security_group_ids: vec![groups[0].clone()],
             instance_type: "t3.micro".into(),
@@ -500,7 +460,7 @@ mod tests {
             root_volume_kms_key_arn: key_arn.clone(),
             associate_public_ip: true,
             key_name: String::new(),
-        };
+        });
         let d = desired(&owner, "vm", spec.clone());
         let created = cloud.create(&d).await.unwrap();
         assert_eq!(created.spec, spec);
@@ -538,12 +498,12 @@ mod tests {
         );
 
         let mut want = spec.clone();
-        if let Spec::Instance {
+        if let Spec::Instance(InstanceSpec {
             security_group_ids,
             imds_v2_required,
             image_id,
             ..
-        } = &mut want
+        }) = &mut want
         {
             *security_group_ids = groups.clone();
             *imds_v2_required = false;
@@ -558,11 +518,11 @@ mod tests {
         let now = by_id(&cloud, &owner, Kind::Instance, &created.id)
             .await
             .unwrap();
-        let Spec::Instance {
+        let Spec::Instance(InstanceSpec {
             security_group_ids,
             imds_v2_required,
             ..
-        } = &now.spec
+        }) = &now.spec
         else {
             panic!()
         };
@@ -572,9 +532,9 @@ mod tests {
         want.sort();
         assert_eq!((have, *imds_v2_required), (want, false));
         let mut bigger = spec.clone();
-        if let Spec::Instance {
+        if let Spec::Instance(InstanceSpec {
             root_volume_gib, ..
-        } = &mut bigger
+        }) = &mut bigger
         {
             *root_volume_gib = 30;
         }

@@ -15,7 +15,8 @@ use aws_sdk_kms::types::{KeyMetadata, KeyState, Tag};
 
 use super::{AwsCloud, match_lookups, missing_tags};
 use crate::cloud::{
-    CloudError, Desired, Kind, Lookup, Observed, Owned, Owner, Spec, State, TAG_NODE, TAG_OWNER,
+    CloudError, Desired, Kind, KmsKeySpec, Lookup, Observed, Owned, Owner, State, TAG_NODE,
+    TAG_OWNER,
 };
 
 fn kms_tags(tags: &BTreeMap<String, String>) -> Result<Vec<Tag>, CloudError> {
@@ -126,11 +127,12 @@ async fn with_meta(
         } else {
             State::Available
         },
-        spec: Spec::KmsKey {
+        spec: KmsKeySpec {
             description: meta.description().unwrap_or_default().to_string(),
             rotation_enabled,
             pending_deletion,
-        },
+        }
+        .into(),
         tags,
         attributes: BTreeMap::new(),
     })
@@ -217,14 +219,15 @@ pub(crate) async fn observe(
     Ok(match_lookups(lookups, found))
 }
 
-pub(crate) async fn create(cloud: &AwsCloud, desired: &Desired) -> Result<Observed, CloudError> {
-    let Spec::KmsKey { description, .. } = &desired.spec else {
-        unreachable!("dispatched by kind")
-    };
+pub(crate) async fn create(
+    cloud: &AwsCloud,
+    desired: &Desired,
+    spec: &KmsKeySpec,
+) -> Result<Observed, CloudError> {
     let result = cloud
         .kms
         .create_key()
-        .description(description)
+        .description(&spec.description)
         .set_tags(Some(kms_tags(&desired.tags)?))
         .send()
         .await;
@@ -233,12 +236,12 @@ pub(crate) async fn create(cloud: &AwsCloud, desired: &Desired) -> Result<Observ
         operation: "CreateKey".into(),
         message: "no key metadata in the response".into(),
     })?;
-    let created = Spec::KmsKey {
-        description: description.clone(),
+    let created = KmsKeySpec {
+        description: spec.description.clone(),
         rotation_enabled: false,
         pending_deletion: false,
     };
-    reconcile(cloud, meta.key_id(), &desired.spec, &created).await?;
+    reconcile(cloud, meta.key_id(), spec, &created).await?;
     read(cloud, meta.key_id(), Some(desired.tags.clone())).await
 }
 
@@ -246,8 +249,10 @@ pub(crate) async fn update(
     cloud: &AwsCloud,
     desired: &Desired,
     observed: &Observed,
+    want: &KmsKeySpec,
+    have: &KmsKeySpec,
 ) -> Result<Observed, CloudError> {
-    reconcile(cloud, &observed.id, &desired.spec, &observed.spec).await?;
+    reconcile(cloud, &observed.id, want, have).await?;
     let missing = missing_tags(&desired.tags, &observed.tags);
     if !missing.is_empty() {
         let result = cloud
@@ -264,25 +269,15 @@ pub(crate) async fn update(
     read(cloud, &observed.id, Some(tags)).await
 }
 
-async fn reconcile(cloud: &AwsCloud, id: &str, want: &Spec, have: &Spec) -> Result<(), CloudError> {
-    let (
-        Spec::KmsKey {
-            description: want_desc,
-            rotation_enabled: want_rot,
-            pending_deletion: want_pending,
-        },
-        Spec::KmsKey {
-            description: have_desc,
-            rotation_enabled: have_rot,
-            pending_deletion: have_pending,
-        },
-    ) = (want, have)
-    else {
-        return Ok(());
-    };
+async fn reconcile(
+    cloud: &AwsCloud,
+    id: &str,
+    want: &KmsKeySpec,
+    have: &KmsKeySpec,
+) -> Result<(), CloudError> {
     // A key whose deletion is cancelled comes back disabled and with its rotation setting.
-    let mut have_rot = *have_rot;
-    if *have_pending && !*want_pending {
+    let mut have_rot = have.rotation_enabled;
+    if have.pending_deletion && !want.pending_deletion {
         let result = cloud.kms.cancel_key_deletion().key_id(id).send().await;
         cloud.done("kms", "CancelKeyDeletion", result)?;
         let result = cloud.kms.enable_key().key_id(id).send().await;
@@ -292,18 +287,18 @@ async fn reconcile(cloud: &AwsCloud, id: &str, want: &Spec, have: &Spec) -> Resu
             .done("kms", "GetKeyRotationStatus", result)?
             .key_rotation_enabled();
     }
-    if want_desc != have_desc {
+    if want.description != have.description {
         let result = cloud
             .kms
             .update_key_description()
             .key_id(id)
-            .description(want_desc)
+            .description(&want.description)
             .send()
             .await;
         cloud.done("kms", "UpdateKeyDescription", result)?;
     }
-    if *want_rot != have_rot {
-        if *want_rot {
+    if want.rotation_enabled != have_rot {
+        if want.rotation_enabled {
             let result = cloud.kms.enable_key_rotation().key_id(id).send().await;
             cloud.done("kms", "EnableKeyRotation", result)?;
         } else {
@@ -353,14 +348,14 @@ pub(crate) async fn owned(cloud: &AwsCloud, owner: &Owner) -> Result<Vec<Owned>,
 #[cfg(test)]
 mod tests {
     use super::super::route_table::tests::{by_id, by_tag, cloud, desired, owner};
-    use crate::cloud::{Kind, Provider, Spec, State};
+    use crate::cloud::{Kind, KmsKeySpec, Provider, Spec, State};
 
     fn key(rotation: bool) -> Spec {
-        Spec::KmsKey {
+        Spec::KmsKey(KmsKeySpec {
             description: "hipaa-operator test".into(),
             rotation_enabled: rotation,
             pending_deletion: false,
-        }
+        })
     }
 
     #[tokio::test]
@@ -410,10 +405,10 @@ mod tests {
         assert_eq!(pending.state, State::Deleting);
         assert!(matches!(
             pending.spec,
-            Spec::KmsKey {
+            Spec::KmsKey(KmsKeySpec {
                 pending_deletion: true,
                 ..
-            }
+            })
         ));
         assert!(
             !cloud

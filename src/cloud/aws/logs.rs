@@ -13,7 +13,8 @@ use aws_sdk_cloudwatchlogs::types::LogGroup;
 use super::paginate;
 use super::{AwsCloud, match_lookups, missing_tags};
 use crate::cloud::{
-    CloudError, Desired, Kind, Lookup, Observed, Owned, Owner, Spec, State, TAG_NODE, TAG_OWNER,
+    CloudError, Desired, Kind, KindSpec, LogGroupSpec, Lookup, Observed, Owned, Owner, State,
+    TAG_NODE, TAG_OWNER,
 };
 
 /// Where the blueprint puts the owner's log groups.
@@ -68,11 +69,12 @@ fn to_observed(group: &LogGroup, tags: BTreeMap<String, String>) -> Observed {
         id: name.clone(),
         arn: Some(arn_of(group)),
         state: State::Available,
-        spec: Spec::LogGroup {
+        spec: LogGroupSpec {
             name,
             retention_days: group.retention_in_days().unwrap_or(0),
             kms_key_arn: group.kms_key_id().unwrap_or_default().to_string(),
-        },
+        }
+        .into(),
         tags,
         attributes: BTreeMap::new(),
     }
@@ -106,10 +108,11 @@ pub(crate) async fn observe(
     let mut known: Vec<String> = lookups
         .iter()
         .flat_map(|l| {
-            let desired = match &l.desired {
-                Some(Spec::LogGroup { name, .. }) => Some(name.clone()),
-                _ => None,
-            };
+            let desired = l
+                .desired
+                .as_ref()
+                .and_then(LogGroupSpec::of)
+                .map(|group| group.name.clone());
             l.recorded_id.clone().into_iter().chain(desired)
         })
         .collect();
@@ -148,52 +151,42 @@ async fn read(cloud: &AwsCloud, name: &str) -> Result<Observed, CloudError> {
     Ok(to_observed(&group, tags))
 }
 
-pub(crate) async fn create(cloud: &AwsCloud, desired: &Desired) -> Result<Observed, CloudError> {
-    let Spec::LogGroup {
-        name, kms_key_arn, ..
-    } = &desired.spec
-    else {
-        unreachable!("dispatched by kind")
-    };
+pub(crate) async fn create(
+    cloud: &AwsCloud,
+    desired: &Desired,
+    spec: &LogGroupSpec,
+) -> Result<Observed, CloudError> {
     let tags: HashMap<String, String> = desired.tags.clone().into_iter().collect();
     let call = cloud
         .logs
         .create_log_group()
-        .log_group_name(name)
+        .log_group_name(&spec.name)
         .set_tags(Some(tags));
-    let call = if kms_key_arn.is_empty() {
+    let call = if spec.kms_key_arn.is_empty() {
         call
     } else {
-        call.kms_key_id(kms_key_arn)
+        call.kms_key_id(&spec.kms_key_arn)
     };
     cloud.done("logs", "CreateLogGroup", call.send().await)?;
-    let created = Spec::LogGroup {
-        name: name.clone(),
+    let created = LogGroupSpec {
         retention_days: 0,
-        kms_key_arn: kms_key_arn.clone(),
+        ..spec.clone()
     };
-    reconcile(cloud, name, &desired.spec, &created).await?;
-    read(cloud, name).await
+    reconcile(cloud, &spec.name, spec, &created).await?;
+    read(cloud, &spec.name).await
 }
 
 pub(crate) async fn update(
     cloud: &AwsCloud,
     desired: &Desired,
     observed: &Observed,
+    want: &LogGroupSpec,
+    have: &LogGroupSpec,
 ) -> Result<Observed, CloudError> {
-    if let (Spec::LogGroup { name: want, .. }, Spec::LogGroup { name: have, .. }) =
-        (&desired.spec, &observed.spec)
-        && want != have
-    {
-        return Err(CloudError::Terminal {
-            operation: "CreateLogGroup".into(),
-            code: "InvalidParameterValue".into(),
-            message: format!(
-                "name cannot be changed in place (is {have}, desired {want}): replace the resource"
-            ),
-        });
-    }
-    reconcile(cloud, &observed.id, &desired.spec, &observed.spec).await?;
+    desired
+        .spec
+        .check_immutable("CreateLogGroup", &observed.spec)?;
+    reconcile(cloud, &observed.id, want, have).await?;
     let missing = missing_tags(&desired.tags, &observed.tags);
     if !missing.is_empty() {
         let arn = observed.arn.clone().unwrap_or_default();
@@ -212,26 +205,11 @@ pub(crate) async fn update(
 async fn reconcile(
     cloud: &AwsCloud,
     name: &str,
-    want: &Spec,
-    have: &Spec,
+    want: &LogGroupSpec,
+    have: &LogGroupSpec,
 ) -> Result<(), CloudError> {
-    let (
-        Spec::LogGroup {
-            retention_days: want_days,
-            kms_key_arn: want_key,
-            ..
-        },
-        Spec::LogGroup {
-            retention_days: have_days,
-            kms_key_arn: have_key,
-            ..
-        },
-    ) = (want, have)
-    else {
-        return Ok(());
-    };
-    if want_days != have_days {
-        if *want_days == 0 {
+    if want.retention_days != have.retention_days {
+        if want.retention_days == 0 {
             let result = cloud
                 .logs
                 .delete_retention_policy()
@@ -244,14 +222,14 @@ async fn reconcile(
                 .logs
                 .put_retention_policy()
                 .log_group_name(name)
-                .retention_in_days(*want_days)
+                .retention_in_days(want.retention_days)
                 .send()
                 .await;
             cloud.done("logs", "PutRetentionPolicy", result)?;
         }
     }
-    if want_key != have_key {
-        if want_key.is_empty() {
+    if want.kms_key_arn != have.kms_key_arn {
+        if want.kms_key_arn.is_empty() {
             let result = cloud
                 .logs
                 .disassociate_kms_key()
@@ -264,7 +242,7 @@ async fn reconcile(
                 .logs
                 .associate_kms_key()
                 .log_group_name(name)
-                .kms_key_id(want_key)
+                .kms_key_id(&want.kms_key_arn)
                 .send()
                 .await;
             cloud.done("logs", "AssociateKmsKey", result)?;
@@ -305,7 +283,7 @@ pub(crate) async fn owned(cloud: &AwsCloud, owner: &Owner) -> Result<Vec<Owned>,
 #[cfg(test)]
 mod tests {
     use super::super::route_table::tests::{by_id, by_tag, cloud, desired, owner};
-    use crate::cloud::{Kind, Lookup, Provider, Spec};
+    use crate::cloud::{Kind, LogGroupSpec, Lookup, Provider, Spec};
 
     #[tokio::test]
     async fn log_group_against_moto() {
@@ -314,11 +292,11 @@ mod tests {
         let key = cloud.kms.create_key().send().await.unwrap();
         let key_arn = key.key_metadata().unwrap().arn().unwrap().to_string();
         let name = format!("{}vpc-flow-logs", super::owner_prefix(&owner));
-        let spec = Spec::LogGroup {
+        let spec = Spec::LogGroup(LogGroupSpec {
             name: name.clone(),
             retention_days: 365,
             kms_key_arn: key_arn.clone(),
-        };
+        });
         let d = desired(&owner, "logs", spec.clone());
         let created = cloud.create(&d).await.unwrap();
         assert_eq!(created.id, name);
@@ -360,11 +338,11 @@ mod tests {
                 .any(|o| o.kind == Kind::LogGroup && o.id == name)
         );
 
-        let want = Spec::LogGroup {
+        let want = Spec::LogGroup(LogGroupSpec {
             name: name.clone(),
             retention_days: 30,
             kms_key_arn: String::new(),
-        };
+        });
         let updated = cloud
             .update(&desired(&owner, "logs", want.clone()), &seen)
             .await;
@@ -376,11 +354,11 @@ mod tests {
             }
             Err(e) => {
                 eprintln!("moto: {e}");
-                let want = Spec::LogGroup {
+                let want = Spec::LogGroup(LogGroupSpec {
                     name: name.clone(),
                     retention_days: 30,
                     kms_key_arn: key_arn.clone(),
-                };
+                });
                 assert_eq!(
                     cloud
                         .update(&desired(&owner, "logs", want.clone()), &seen)

@@ -1,7 +1,9 @@
 //! The real AWS behind the Provider boundary, with the AWS SDK for Rust. One module per
 //! resource kind with the same four verbs (observe, create, update, delete) plus `owned`
-//! (the kind's resources tagged with an owner); this file holds what they share: the
-//! clients, call counting and error classification, and the tag helpers.
+//! (the kind's resources tagged with an owner), each taking its kind's spec struct; this
+//! file holds what they share: the dispatch (exhaustive matches over `Spec` and `Kind`),
+//! the clients, call counting and error classification (not-found codes from the kind
+//! registry), and the tag helpers.
 //!
 //! Clients come from aws-config's default chain (environment, web identity / IRSA,
 //! profile); the endpoint can be overridden (`AWS_ENDPOINT_URL`, or `--aws-endpoint-url`)
@@ -33,8 +35,9 @@ use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_types::request_id::RequestId;
 
 use super::{
-    CallCounts, CallOutcome, CloudError, Desired, Kind, Lookup, Observed, Owned, Owner, Provider,
-    TAG_NODE, TAG_OWNER, audit,
+    CallCounts, CallOutcome, CloudError, Desired, ElasticIpSpec, FlowLogSpec, Kind, Lookup,
+    NatGatewaySpec, Observed, Owned, Owner, Provider, RouteTableSpec, Spec, TAG_NODE, TAG_OWNER,
+    audit, observed_as,
 };
 
 /// AWS in one region.
@@ -210,40 +213,12 @@ where
 {
     let operation = operation.to_string();
     match error {
-        SdkError::ServiceError(context) => {
-            let code = context.err().code().unwrap_or("Unknown").to_string();
-            let message = context.err().message().unwrap_or_default().to_string();
-            let status = context.raw().status().as_u16();
-            if THROTTLING.contains(&code.as_str()) || status == 429 {
-                CloudError::Throttled { operation, message }
-            } else if code == "DependencyViolation"
-                || code.ends_with(".InUse")
-                || code == "InvalidIPAddress.InUse"
-            {
-                CloudError::DependencyViolation { operation, message }
-            } else if code.ends_with("NotFound")
-                || code.ends_with(".NotFound")
-                || code == "NoSuchEntity"
-                || code == "ResourceNotFoundException"
-                || code == "NotFoundException"
-            {
-                CloudError::NotFound {
-                    operation,
-                    message: format!("{code}: {message}"),
-                }
-            } else if status >= 500 {
-                CloudError::Server {
-                    operation,
-                    message: format!("{code}: {message}"),
-                }
-            } else {
-                CloudError::Terminal {
-                    operation,
-                    code,
-                    message,
-                }
-            }
-        }
+        SdkError::ServiceError(context) => classify_code(
+            operation,
+            context.err().code().unwrap_or("Unknown"),
+            context.err().message().unwrap_or_default(),
+            context.raw().status().as_u16(),
+        ),
         SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
             CloudError::Server {
                 operation,
@@ -255,6 +230,37 @@ where
             code: "ConstructionFailure".into(),
             message: format!("{other}"),
         },
+    }
+}
+
+/// An AWS error code (with its message and HTTP status) as the engine's retry policy needs
+/// it. Not found: a code the kind registry lists for some kind (`KindInfo::not_found`),
+/// or EC2's `<Thing>.NotFound` convention.
+fn classify_code(operation: String, code: &str, message: &str, status: u16) -> CloudError {
+    let (code, message) = (code.to_string(), message.to_string());
+    if THROTTLING.contains(&code.as_str()) || status == 429 {
+        CloudError::Throttled { operation, message }
+    } else if code == "DependencyViolation"
+        || code.ends_with(".InUse")
+        || code == "InvalidIPAddress.InUse"
+    {
+        CloudError::DependencyViolation { operation, message }
+    } else if Kind::of_not_found_code(&code).is_some() || code.ends_with("NotFound") {
+        CloudError::NotFound {
+            operation,
+            message: format!("{code}: {message}"),
+        }
+    } else if status >= 500 {
+        CloudError::Server {
+            operation,
+            message: format!("{code}: {message}"),
+        }
+    } else {
+        CloudError::Terminal {
+            operation,
+            code,
+            message,
+        }
     }
 }
 
@@ -374,39 +380,57 @@ impl Provider for AwsCloud {
         }
     }
 
-    async fn create(&self, desired: &Desired) -> Result<Observed, CloudError> {
-        match desired.spec.kind() {
-            Kind::KmsKey => kms::create(self, desired).await,
-            Kind::LogGroup => logs::create(self, desired).await,
-            Kind::IamRole => iam::create(self, desired).await,
-            Kind::Vpc => vpc::create(self, desired).await,
-            Kind::DefaultSecurityGroup => default_sg::create(self, desired).await,
-            Kind::Subnet => subnet::create(self, desired).await,
-            Kind::InternetGateway => igw::create(self, desired).await,
-            Kind::ElasticIp => eip::create(self, desired).await,
-            Kind::NatGateway => nat::create(self, desired).await,
-            Kind::RouteTable => route_table::create(self, desired).await,
-            Kind::SecurityGroup => security_group::create(self, desired).await,
-            Kind::Instance => instance::create(self, desired).await,
-            Kind::FlowLog => flow_log::create(self, desired).await,
+    async fn create(&self, d: &Desired) -> Result<Observed, CloudError> {
+        match &d.spec {
+            Spec::KmsKey(spec) => kms::create(self, d, spec).await,
+            Spec::LogGroup(spec) => logs::create(self, d, spec).await,
+            Spec::IamRole(spec) => iam::create(self, d, spec).await,
+            Spec::Vpc(spec) => vpc::create(self, d, spec).await,
+            Spec::DefaultSecurityGroup(spec) => default_sg::create(self, d, spec).await,
+            Spec::Subnet(spec) => subnet::create(self, d, spec).await,
+            Spec::InternetGateway(spec) => igw::create(self, d, spec).await,
+            Spec::ElasticIp(_) => eip::create(self, d).await,
+            Spec::NatGateway(spec) => nat::create(self, d, spec).await,
+            Spec::RouteTable(spec) => route_table::create(self, d, spec).await,
+            Spec::SecurityGroup(spec) => security_group::create(self, d, spec).await,
+            Spec::Instance(spec) => instance::create(self, d, spec).await,
+            Spec::FlowLog(spec) => flow_log::create(self, d, spec).await,
         }
     }
 
-    async fn update(&self, desired: &Desired, observed: &Observed) -> Result<Observed, CloudError> {
-        match desired.spec.kind() {
-            Kind::KmsKey => kms::update(self, desired, observed).await,
-            Kind::LogGroup => logs::update(self, desired, observed).await,
-            Kind::IamRole => iam::update(self, desired, observed).await,
-            Kind::Vpc => vpc::update(self, desired, observed).await,
-            Kind::DefaultSecurityGroup => default_sg::update(self, desired, observed).await,
-            Kind::Subnet => subnet::update(self, desired, observed).await,
-            Kind::InternetGateway => igw::update(self, desired, observed).await,
-            Kind::ElasticIp => eip::update(self, desired, observed).await,
-            Kind::NatGateway => nat::update(self, desired, observed).await,
-            Kind::RouteTable => route_table::update(self, desired, observed).await,
-            Kind::SecurityGroup => security_group::update(self, desired, observed).await,
-            Kind::Instance => instance::update(self, desired, observed).await,
-            Kind::FlowLog => flow_log::update(self, desired, observed).await,
+    /// Each kind's update gets the desired and the observed spec of its kind (another
+    /// kind is refused).
+    async fn update(&self, d: &Desired, o: &Observed) -> Result<Observed, CloudError> {
+        match &d.spec {
+            Spec::KmsKey(want) => kms::update(self, d, o, want, observed_as(d, o)?).await,
+            Spec::LogGroup(want) => logs::update(self, d, o, want, observed_as(d, o)?).await,
+            Spec::IamRole(want) => iam::update(self, d, o, want, observed_as(d, o)?).await,
+            Spec::Vpc(want) => vpc::update(self, d, o, want, observed_as(d, o)?).await,
+            Spec::DefaultSecurityGroup(want) => {
+                default_sg::update(self, d, o, want, observed_as(d, o)?).await
+            }
+            Spec::Subnet(want) => subnet::update(self, d, o, want, observed_as(d, o)?).await,
+            Spec::InternetGateway(want) => igw::update(self, d, o, want, observed_as(d, o)?).await,
+            Spec::ElasticIp(_) => {
+                observed_as::<ElasticIpSpec>(d, o)?;
+                eip::update(self, d, o).await
+            }
+            Spec::NatGateway(_) => {
+                observed_as::<NatGatewaySpec>(d, o)?;
+                nat::update(self, d, o).await
+            }
+            Spec::RouteTable(want) => {
+                observed_as::<RouteTableSpec>(d, o)?;
+                route_table::update(self, d, o, want).await
+            }
+            Spec::SecurityGroup(want) => {
+                security_group::update(self, d, o, want, observed_as(d, o)?).await
+            }
+            Spec::Instance(want) => instance::update(self, d, o, want, observed_as(d, o)?).await,
+            Spec::FlowLog(_) => {
+                observed_as::<FlowLogSpec>(d, o)?;
+                flow_log::update(self, d, o).await
+            }
         }
     }
 
@@ -416,7 +440,7 @@ impl Provider for AwsCloud {
             Kind::LogGroup => logs::delete(self, id).await,
             Kind::IamRole => iam::delete(self, id).await,
             Kind::Vpc => vpc::delete(self, id).await,
-            // Goes with its VPC.
+            // `DeleteMode::WithParent`: it goes with its VPC.
             Kind::DefaultSecurityGroup => Ok(()),
             Kind::Subnet => subnet::delete(self, id).await,
             Kind::InternetGateway => igw::delete(self, id).await,
@@ -434,20 +458,27 @@ impl Provider for AwsCloud {
         }
     }
 
+    /// One search per kind, in `Kind::ALL` order.
     async fn owned(&self, owner: &Owner) -> Result<Vec<Owned>, CloudError> {
         let mut all = Vec::new();
-        all.extend(vpc::owned(self, owner).await?);
-        all.extend(subnet::owned(self, owner).await?);
-        all.extend(igw::owned(self, owner).await?);
-        all.extend(eip::owned(self, owner).await?);
-        all.extend(nat::owned(self, owner).await?);
-        all.extend(route_table::owned(self, owner).await?);
-        all.extend(security_group::owned(self, owner).await?);
-        all.extend(instance::owned(self, owner).await?);
-        all.extend(flow_log::owned(self, owner).await?);
-        all.extend(kms::owned(self, owner).await?);
-        all.extend(logs::owned(self, owner).await?);
-        all.extend(iam::owned(self, owner).await?);
+        for kind in Kind::ALL {
+            all.extend(match kind {
+                Kind::KmsKey => kms::owned(self, owner).await?,
+                Kind::LogGroup => logs::owned(self, owner).await?,
+                Kind::IamRole => iam::owned(self, owner).await?,
+                Kind::Vpc => vpc::owned(self, owner).await?,
+                // Found through its VPC and deleted with it: never left over on its own.
+                Kind::DefaultSecurityGroup => Vec::new(),
+                Kind::Subnet => subnet::owned(self, owner).await?,
+                Kind::InternetGateway => igw::owned(self, owner).await?,
+                Kind::ElasticIp => eip::owned(self, owner).await?,
+                Kind::NatGateway => nat::owned(self, owner).await?,
+                Kind::RouteTable => route_table::owned(self, owner).await?,
+                Kind::SecurityGroup => security_group::owned(self, owner).await?,
+                Kind::Instance => instance::owned(self, owner).await?,
+                Kind::FlowLog => flow_log::owned(self, owner).await?,
+            });
+        }
         Ok(all)
     }
 
@@ -483,6 +514,97 @@ impl Provider for AwsCloud {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cloud::{DeleteMode, Spec, State};
+
+    #[test]
+    fn error_codes_are_classified_for_the_retry_policy() {
+        let class = |code: &str, status: u16| {
+            classify_code("Op".into(), code, "message", status)
+                .category()
+                .to_string()
+        };
+        for kind in Kind::ALL {
+            for code in kind.info().not_found {
+                assert_eq!(class(code, 400), "not_found", "{kind:?}: {code}");
+            }
+        }
+        let rows = [
+            ("RequestLimitExceeded", 400, "throttled"),
+            ("Anything", 429, "throttled"),
+            ("DependencyViolation", 400, "dependency_violation"),
+            ("InvalidIPAddress.InUse", 400, "dependency_violation"),
+            // EC2's convention for things that are not kinds (an AMI, a key pair).
+            ("InvalidAMIID.NotFound", 400, "not_found"),
+            ("InternalError", 500, "server_error"),
+            ("InvalidParameterValue", 400, "client_error"),
+            ("AccessDenied", 403, "client_error"),
+        ];
+        for (code, status, want) in rows {
+            assert_eq!(class(code, status), want, "{code} {status}");
+        }
+    }
+
+    /// A client whose every call fails at once (nothing listens on port 1): what a kind
+    /// decides without calling AWS can be checked without moto.
+    async fn offline() -> AwsCloud {
+        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .endpoint_url("http://127.0.0.1:1")
+            .credentials_provider(aws_credential_types::Credentials::new(
+                "AKIDOFFLINE",
+                "offline",
+                None,
+                None,
+                "offline",
+            ))
+            .retry_config(aws_config::retry::RetryConfig::disabled())
+            .load()
+            .await;
+        AwsCloud::new(&config, "us-east-1")
+    }
+
+    #[tokio::test]
+    async fn update_refuses_every_immutable_field_before_any_call() {
+        let cloud = offline().await;
+        for kind in Kind::ALL {
+            for field in kind.info().immutable {
+                let have = Observed {
+                    id: "res-0123456789abcdef0".into(),
+                    arn: None,
+                    state: State::Available,
+                    spec: Spec::example(kind),
+                    tags: Default::default(),
+                    attributes: Default::default(),
+                };
+                let want = Desired {
+                    node: "x".into(),
+                    spec: have.spec.with_changed(field),
+                    tags: Default::default(),
+                    client_token: String::new(),
+                };
+                cloud.reset_calls();
+                let err = cloud.update(&want, &have).await.unwrap_err();
+                assert!(
+                    matches!(&err, CloudError::Terminal { code, .. } if code == "InvalidParameterValue")
+                        && err.to_string().contains(field),
+                    "{kind:?} {field}: {err}"
+                );
+                assert!(cloud.calls().is_empty(), "{kind:?} {field}: no call");
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn only_kinds_deleted_with_their_parent_delete_without_a_call() {
+        let cloud = offline().await;
+        for kind in Kind::ALL {
+            cloud.reset_calls();
+            let result = cloud.delete(kind, "res-0123456789abcdef0").await;
+            let with_parent = kind.info().deletion == DeleteMode::WithParent;
+            assert_eq!(cloud.calls().is_empty(), with_parent, "{kind:?}");
+            assert_eq!(result.is_ok(), with_parent, "{kind:?}: {result:?}");
+        }
+    }
 
     /// No network: the connector is what the first request builds (rustls on ring with
     /// the native roots loaded), and the loaded SDK configuration carries our client (the

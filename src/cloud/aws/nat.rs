@@ -9,12 +9,13 @@
 use aws_sdk_ec2::types::{Filter, NatGateway, NatGatewayState, ResourceType};
 
 use super::paginate;
-use super::vpc::{id_filter, immutable, merged_tags, unseen};
+use super::vpc::{id_filter, merged_tags, unseen};
 use super::{
     AwsCloud, ensure_ec2_tags, from_ec2_tags, match_lookups, owner_filter, tag_specification,
 };
 use crate::cloud::{
-    CloudError, Desired, Kind, Lookup, Observed, Owned, Owner, Spec, State, TAG_NODE, TAG_OWNER,
+    CloudError, Desired, Kind, KindSpec, Lookup, NatGatewaySpec, Observed, Owned, Owner, Spec,
+    State, TAG_NODE, TAG_OWNER,
 };
 
 /// The existing gateways matching `filter`; with `owner`, only those tagged with it
@@ -79,13 +80,13 @@ fn observed(nat: &NatGateway) -> Observed {
             Some(NatGatewayState::Deleting) => State::Deleting,
             _ => State::Available,
         },
-        spec: Spec::NatGateway {
+        spec: Spec::NatGateway(NatGatewaySpec {
             subnet_id: nat.subnet_id().unwrap_or_default().to_string(),
             allocation_id: address
                 .and_then(|a| a.allocation_id())
                 .unwrap_or_default()
                 .to_string(),
-        },
+        }),
         tags: from_ec2_tags(nat.tags()),
         attributes,
     }
@@ -107,19 +108,16 @@ pub(crate) async fn observe(
     ))
 }
 
-pub(crate) async fn create(cloud: &AwsCloud, desired: &Desired) -> Result<Observed, CloudError> {
-    let Spec::NatGateway {
-        subnet_id,
-        allocation_id,
-    } = &desired.spec
-    else {
-        unreachable!("dispatched by kind")
-    };
+pub(crate) async fn create(
+    cloud: &AwsCloud,
+    desired: &Desired,
+    spec: &NatGatewaySpec,
+) -> Result<Observed, CloudError> {
     let result = cloud
         .ec2
         .create_nat_gateway()
-        .subnet_id(subnet_id)
-        .allocation_id(allocation_id)
+        .subnet_id(&spec.subnet_id)
+        .allocation_id(&spec.allocation_id)
         .client_token(&desired.client_token)
         .tag_specifications(tag_specification(ResourceType::Natgateway, &desired.tags))
         .send()
@@ -134,39 +132,23 @@ pub(crate) async fn create(cloud: &AwsCloud, desired: &Desired) -> Result<Observ
         created.tags = desired.tags.clone();
     }
     // The response may omit the address while the gateway is pending.
-    if let Spec::NatGateway {
-        allocation_id: seen,
-        ..
-    } = &mut created.spec
-        && seen.is_empty()
+    if let Some(seen) = NatGatewaySpec::of_mut(&mut created.spec)
+        && seen.allocation_id.is_empty()
     {
-        seen.clone_from(allocation_id);
+        seen.allocation_id.clone_from(&spec.allocation_id);
     }
     Ok(created)
 }
 
+/// Nothing of a NAT gateway changes in place but its tags.
 pub(crate) async fn update(
     cloud: &AwsCloud,
     desired: &Desired,
     observed: &Observed,
 ) -> Result<Observed, CloudError> {
-    if let (
-        Spec::NatGateway {
-            subnet_id: s1,
-            allocation_id: a1,
-        },
-        Spec::NatGateway {
-            subnet_id: s0,
-            allocation_id: a0,
-        },
-    ) = (&desired.spec, &observed.spec)
-    {
-        for (field, want, have) in [("subnetId", s1, s0), ("allocationId", a1, a0)] {
-            if want != have {
-                return Err(immutable("CreateNatGateway", field, have, want));
-            }
-        }
-    }
+    desired
+        .spec
+        .check_immutable("CreateNatGateway", &observed.spec)?;
     ensure_ec2_tags(cloud, &observed.id, &desired.tags, &observed.tags).await?;
     Ok(Observed {
         tags: merged_tags(desired, observed),

@@ -15,18 +15,9 @@ use super::{
     AwsCloud, ensure_ec2_tags, from_ec2_tags, match_lookups, owner_filter, tag_specification,
 };
 use crate::cloud::{
-    CloudError, Desired, Kind, Lookup, Observed, Owned, Owner, Route, Spec, State, TAG_NODE,
+    CloudError, Desired, Kind, Lookup, Observed, Owned, Owner, Route, RouteTableSpec, State,
+    TAG_NODE,
 };
-
-fn immutable(field: &str, have: &str, want: &str) -> CloudError {
-    CloudError::Terminal {
-        operation: "CreateRouteTable".into(),
-        code: "InvalidParameterValue".into(),
-        message: format!(
-            "{field} cannot be changed in place (is {have}, desired {want}): replace the resource"
-        ),
-    }
-}
 
 /// Every route table matching `filters`, all pages.
 async fn describe(cloud: &AwsCloud, filters: Vec<Filter>) -> Result<Vec<RouteTable>, CloudError> {
@@ -65,7 +56,8 @@ fn route_target(route: &aws_sdk_ec2::types::Route) -> Option<String> {
         .map(String::from)
 }
 
-fn to_observed(table: &RouteTable) -> Observed {
+/// The table as the spec describes it: routes but `local`, explicit associations.
+fn spec_of(table: &RouteTable) -> RouteTableSpec {
     let mut routes: Vec<Route> = table
         .routes()
         .iter()
@@ -88,15 +80,19 @@ fn to_observed(table: &RouteTable) -> Observed {
         .filter_map(|a| a.subnet_id().map(String::from))
         .collect();
     subnet_ids.sort();
+    RouteTableSpec {
+        vpc_id: table.vpc_id().unwrap_or_default().to_string(),
+        routes,
+        subnet_ids,
+    }
+}
+
+fn to_observed(table: &RouteTable) -> Observed {
     Observed {
         id: table.route_table_id().unwrap_or_default().to_string(),
         arn: None,
         state: State::Available,
-        spec: Spec::RouteTable {
-            vpc_id: table.vpc_id().unwrap_or_default().to_string(),
-            routes,
-            subnet_ids,
-        },
+        spec: spec_of(table).into(),
         tags: from_ec2_tags(table.tags()),
         attributes: BTreeMap::new(),
     }
@@ -150,14 +146,15 @@ async fn read(cloud: &AwsCloud, id: &str) -> Result<RouteTable, CloudError> {
         })
 }
 
-pub(crate) async fn create(cloud: &AwsCloud, desired: &Desired) -> Result<Observed, CloudError> {
-    let Spec::RouteTable { vpc_id, .. } = &desired.spec else {
-        unreachable!("dispatched by kind")
-    };
+pub(crate) async fn create(
+    cloud: &AwsCloud,
+    desired: &Desired,
+    spec: &RouteTableSpec,
+) -> Result<Observed, CloudError> {
     let result = cloud
         .ec2
         .create_route_table()
-        .vpc_id(vpc_id)
+        .vpc_id(&spec.vpc_id)
         .client_token(&desired.client_token)
         .tag_specifications(tag_specification(ResourceType::RouteTable, &desired.tags))
         .send()
@@ -171,25 +168,23 @@ pub(crate) async fn create(cloud: &AwsCloud, desired: &Desired) -> Result<Observ
             message: "no route table in the response".into(),
         })?;
     // A replayed client token returns the existing table, possibly already reconciled.
-    let created = to_observed(&table);
-    reconcile(cloud, &created.id, &desired.spec, &created.spec, &table).await?;
-    Ok(to_observed(&read(cloud, &created.id).await?))
+    let id = table.route_table_id().unwrap_or_default().to_string();
+    reconcile(cloud, &id, spec, &spec_of(&table), &table).await?;
+    Ok(to_observed(&read(cloud, &id).await?))
 }
 
+/// Reconciles from the table as it is now (read again: associations move between tables).
 pub(crate) async fn update(
     cloud: &AwsCloud,
     desired: &Desired,
     observed: &Observed,
+    want: &RouteTableSpec,
 ) -> Result<Observed, CloudError> {
-    if let (Spec::RouteTable { vpc_id: want, .. }, Spec::RouteTable { vpc_id: have, .. }) =
-        (&desired.spec, &observed.spec)
-        && want != have
-    {
-        return Err(immutable("vpcId", have, want));
-    }
+    desired
+        .spec
+        .check_immutable("CreateRouteTable", &observed.spec)?;
     let table = read(cloud, &observed.id).await?;
-    let current = to_observed(&table);
-    reconcile(cloud, &observed.id, &desired.spec, &current.spec, &table).await?;
+    reconcile(cloud, &observed.id, want, &spec_of(&table), &table).await?;
     ensure_ec2_tags(cloud, &observed.id, &desired.tags, &observed.tags).await?;
     Ok(to_observed(&read(cloud, &observed.id).await?))
 }
@@ -235,25 +230,11 @@ async fn set_route(
 async fn reconcile(
     cloud: &AwsCloud,
     id: &str,
-    want: &Spec,
-    have: &Spec,
+    want: &RouteTableSpec,
+    have: &RouteTableSpec,
     table: &RouteTable,
 ) -> Result<(), CloudError> {
-    let (
-        Spec::RouteTable {
-            routes: want_routes,
-            subnet_ids: want_subnets,
-            ..
-        },
-        Spec::RouteTable {
-            routes: have_routes,
-            subnet_ids: have_subnets,
-            ..
-        },
-    ) = (want, have)
-    else {
-        return Ok(());
-    };
+    let (want_subnets, have_subnets) = (&want.subnet_ids, &have.subnet_ids);
     let by_dest = |routes: &[Route]| -> BTreeMap<String, String> {
         routes
             .iter()
@@ -261,7 +242,7 @@ async fn reconcile(
             .map(|r| (r.destination.clone(), r.target.clone()))
             .collect()
     };
-    let (want_routes, have_routes) = (by_dest(want_routes), by_dest(have_routes));
+    let (want_routes, have_routes) = (by_dest(&want.routes), by_dest(&have.routes));
     for (dest, target) in &want_routes {
         let op = match have_routes.get(dest) {
             None => "CreateRoute",
@@ -388,7 +369,8 @@ pub(crate) mod tests {
 
     use super::super::AwsCloud;
     use crate::cloud::{
-        Desired, Kind, Lookup, Observed, Owner, Provider, Route, Spec, ownership_tags,
+        Desired, Kind, Lookup, Observed, Owner, Provider, Route, RouteTableSpec, Spec,
+        ownership_tags,
     };
 
     pub(crate) async fn cloud() -> AwsCloud {
@@ -505,11 +487,11 @@ pub(crate) mod tests {
             destination: "0.0.0.0/0".into(),
             target: igw.clone(),
         };
-        let spec = Spec::RouteTable {
+        let spec = Spec::RouteTable(RouteTableSpec {
             vpc_id: vpc.clone(),
             routes: vec![route],
             subnet_ids: vec![a.clone()],
-        };
+        });
         let d = desired(&owner, "rt", spec.clone());
         let created = cloud.create(&d).await.unwrap();
         assert_eq!(created.spec, spec);
@@ -538,21 +520,21 @@ pub(crate) mod tests {
             "main table excluded"
         );
 
-        let want = Spec::RouteTable {
+        let want = Spec::RouteTable(RouteTableSpec {
             vpc_id: vpc.clone(),
             routes: vec![],
             subnet_ids: vec![b.clone()],
-        };
+        });
         let updated = cloud
             .update(&desired(&owner, "rt", want.clone()), &seen)
             .await
             .unwrap();
         assert_eq!(updated.spec, want);
-        let wrong = Spec::RouteTable {
+        let wrong = Spec::RouteTable(RouteTableSpec {
             vpc_id: "vpc-other".into(),
             routes: vec![],
             subnet_ids: vec![],
-        };
+        });
         let err = cloud
             .update(&desired(&owner, "rt", wrong), &updated)
             .await

@@ -17,7 +17,8 @@ use super::{
     AwsCloud, ensure_ec2_tags, from_ec2_tags, match_lookups, owner_filter, tag_specification,
 };
 use crate::cloud::{
-    CloudError, Desired, Kind, Lookup, Observed, Owned, Owner, SgRule, Spec, State, TAG_NODE,
+    CloudError, DefaultSecurityGroupSpec, Desired, Kind, Lookup, Observed, Owned, Owner,
+    SecurityGroupSpec, SgRule, Spec, State, TAG_NODE,
 };
 
 /// Every security group matching `filters`, all pages.
@@ -115,13 +116,13 @@ fn to_observed(group: &SecurityGroup) -> Observed {
         id: group.group_id().unwrap_or_default().to_string(),
         arn: group.security_group_arn().map(String::from),
         state: State::Available,
-        spec: Spec::SecurityGroup {
+        spec: Spec::SecurityGroup(SecurityGroupSpec {
             vpc_id: group.vpc_id().unwrap_or_default().to_string(),
             name: group.group_name().unwrap_or_default().to_string(),
             description: group.description().unwrap_or_default().to_string(),
             ingress: rules_of(group.ip_permissions()),
             egress: rules_of(group.ip_permissions_egress()),
-        },
+        }),
         tags: from_ec2_tags(group.tags()),
         attributes: BTreeMap::new(),
     }
@@ -164,22 +165,17 @@ async fn read(cloud: &AwsCloud, id: &str) -> Result<Observed, CloudError> {
         })
 }
 
-pub(crate) async fn create(cloud: &AwsCloud, desired: &Desired) -> Result<Observed, CloudError> {
-    let Spec::SecurityGroup {
-        vpc_id,
-        name,
-        description,
-        ..
-    } = &desired.spec
-    else {
-        unreachable!("dispatched by kind")
-    };
+pub(crate) async fn create(
+    cloud: &AwsCloud,
+    desired: &Desired,
+    spec: &SecurityGroupSpec,
+) -> Result<Observed, CloudError> {
     let result = cloud
         .ec2
         .create_security_group()
-        .group_name(name)
-        .description(description)
-        .vpc_id(vpc_id)
+        .group_name(&spec.name)
+        .description(&spec.description)
+        .vpc_id(&spec.vpc_id)
         .tag_specifications(tag_specification(
             ResourceType::SecurityGroup,
             &desired.tags,
@@ -189,19 +185,13 @@ pub(crate) async fn create(cloud: &AwsCloud, desired: &Desired) -> Result<Observ
     let output = cloud.done("ec2", "CreateSecurityGroup", result)?;
     let id = output.group_id().unwrap_or_default().to_string();
     // The new group as AWS makes it: no ingress, egress all traffic to 0.0.0.0/0.
-    let created = Spec::SecurityGroup {
-        vpc_id: vpc_id.clone(),
-        name: name.clone(),
-        description: description.clone(),
-        ingress: vec![],
-        egress: vec![SgRule {
-            protocol: "-1".into(),
-            from_port: 0,
-            to_port: 0,
-            source: "0.0.0.0/0".into(),
-        }],
-    };
-    reconcile_rules(cloud, &id, &desired.spec, &created).await?;
+    let all_out = [SgRule {
+        protocol: "-1".into(),
+        from_port: 0,
+        to_port: 0,
+        source: "0.0.0.0/0".into(),
+    }];
+    reconcile_rules(cloud, &id, (&spec.ingress, &spec.egress), (&[], &all_out)).await?;
     read(cloud, &id).await
 }
 
@@ -209,61 +199,48 @@ pub(crate) async fn update(
     cloud: &AwsCloud,
     desired: &Desired,
     observed: &Observed,
+    want: &SecurityGroupSpec,
+    have: &SecurityGroupSpec,
 ) -> Result<Observed, CloudError> {
-    if let (
-        Spec::SecurityGroup {
-            vpc_id: v1,
-            name: n1,
-            description: d1,
-            ..
-        },
-        Spec::SecurityGroup {
-            vpc_id: v0,
-            name: n0,
-            description: d0,
-            ..
-        },
-    ) = (&desired.spec, &observed.spec)
-    {
-        for (field, want, have) in [("vpcId", v1, v0), ("name", n1, n0), ("description", d1, d0)] {
-            if want != have {
-                return Err(CloudError::Terminal {
-                    operation: "ModifySecurityGroupRules".into(),
-                    code: "InvalidParameterValue".into(),
-                    message: format!(
-                        "{field} cannot be changed in place (is {have}, desired {want}): replace the resource"
-                    ),
-                });
-            }
-        }
-    }
-    reconcile_rules(cloud, &observed.id, &desired.spec, &observed.spec).await?;
+    desired
+        .spec
+        .check_immutable("ModifySecurityGroupRules", &observed.spec)?;
+    reconcile_rules(
+        cloud,
+        &observed.id,
+        (&want.ingress, &want.egress),
+        (&have.ingress, &have.egress),
+    )
+    .await?;
     ensure_ec2_tags(cloud, &observed.id, &desired.tags, &observed.tags).await?;
     read(cloud, &observed.id).await
 }
 
-fn rules(spec: &Spec) -> (&[SgRule], &[SgRule]) {
+/// A group's rules: (ingress, egress).
+pub(crate) type Rules<'a> = (&'a [SgRule], &'a [SgRule]);
+
+/// The rules of a security group or a default security group (none for other kinds).
+pub(crate) fn rules(spec: &Spec) -> Rules<'_> {
     match spec {
-        Spec::SecurityGroup {
+        Spec::SecurityGroup(SecurityGroupSpec {
             ingress, egress, ..
-        }
-        | Spec::DefaultSecurityGroup {
+        })
+        | Spec::DefaultSecurityGroup(DefaultSecurityGroupSpec {
             ingress, egress, ..
-        } => (ingress, egress),
+        }) => (ingress, egress),
         _ => (&[], &[]),
     }
 }
 
-/// Makes the group's rules those of `want`, starting from `have`: one authorize call with
-/// every missing rule and one revoke call with every extra one, per direction that differs.
+/// Makes the group's rules `want`, starting from `have`: one authorize call with every
+/// missing rule and one revoke call with every extra one, per direction that differs.
 pub(crate) async fn reconcile_rules(
     cloud: &AwsCloud,
     id: &str,
-    want: &Spec,
-    have: &Spec,
+    want: Rules<'_>,
+    have: Rules<'_>,
 ) -> Result<(), CloudError> {
-    let (want_in, want_out) = rules(want);
-    let (have_in, have_out) = rules(have);
+    let ((want_in, want_out), (have_in, have_out)) = (want, have);
     for (ingress, want, have) in [(true, want_in, have_in), (false, want_out, have_out)] {
         let mut add: Vec<SgRule> = want.iter().filter(|r| !have.contains(r)).cloned().collect();
         add.sort();
@@ -340,7 +317,7 @@ pub(crate) async fn owned(cloud: &AwsCloud, owner: &Owner) -> Result<Vec<Owned>,
 #[cfg(test)]
 mod tests {
     use super::super::route_table::tests::{by_id, by_tag, cloud, desired, network, owner};
-    use crate::cloud::{Kind, Provider, SgRule, Spec};
+    use crate::cloud::{Kind, Provider, SecurityGroupSpec, SgRule, Spec};
 
     fn tcp(port: i32, source: &str) -> SgRule {
         SgRule {
@@ -359,22 +336,22 @@ mod tests {
         let base = desired(
             &owner,
             "base",
-            Spec::SecurityGroup {
+            Spec::SecurityGroup(SecurityGroupSpec {
                 vpc_id: vpc.clone(),
                 name: "base".into(),
                 description: "base".into(),
                 ingress: vec![],
                 egress: vec![],
-            },
+            }),
         );
         let base = cloud.create(&base).await.unwrap();
-        let spec = Spec::SecurityGroup {
+        let spec = Spec::SecurityGroup(SecurityGroupSpec {
             vpc_id: vpc.clone(),
             name: "web".into(),
             description: "web servers".into(),
             ingress: vec![tcp(22, &base.id), tcp(443, "10.0.0.0/16"), tcp(443, "::/0")],
             egress: vec![tcp(443, "0.0.0.0/0")],
-        };
+        });
         let d = desired(&owner, "web", spec.clone());
         let created = cloud.create(&d).await.unwrap();
         assert_eq!(
@@ -400,13 +377,13 @@ mod tests {
             to_port: 0,
             source: "0.0.0.0/0".into(),
         };
-        let want = Spec::SecurityGroup {
+        let want = Spec::SecurityGroup(SecurityGroupSpec {
             vpc_id: vpc.clone(),
             name: "web".into(),
             description: "web servers".into(),
             ingress: vec![tcp(443, "10.0.0.0/16")],
             egress: vec![all],
-        };
+        });
         let updated = cloud
             .update(&desired(&owner, "web", want.clone()), &seen)
             .await

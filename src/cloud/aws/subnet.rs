@@ -5,12 +5,13 @@
 use aws_sdk_ec2::types::{Filter, ResourceType, Subnet, SubnetState};
 
 use super::paginate;
-use super::vpc::{bool_value, id_filter, immutable, merged_tags, unseen};
+use super::vpc::{bool_value, id_filter, merged_tags, unseen};
 use super::{
     AwsCloud, ensure_ec2_tags, from_ec2_tags, match_lookups, owner_filter, tag_specification,
 };
 use crate::cloud::{
-    CloudError, Desired, Kind, Lookup, Observed, Owned, Owner, Spec, State, TAG_NODE,
+    CloudError, Desired, Kind, KindSpec, Lookup, Observed, Owned, Owner, Spec, State, SubnetSpec,
+    TAG_NODE,
 };
 
 async fn describe(cloud: &AwsCloud, filter: Filter) -> Result<Vec<Subnet>, CloudError> {
@@ -36,12 +37,12 @@ fn observed(subnet: &Subnet) -> Observed {
             Some(SubnetState::Pending) => State::Pending,
             _ => State::Available,
         },
-        spec: Spec::Subnet {
+        spec: Spec::Subnet(SubnetSpec {
             vpc_id: subnet.vpc_id().unwrap_or_default().to_string(),
             cidr_block: subnet.cidr_block().unwrap_or_default().to_string(),
             availability_zone: subnet.availability_zone().unwrap_or_default().to_string(),
             map_public_ip_on_launch: subnet.map_public_ip_on_launch().unwrap_or(false),
-        },
+        }),
         tags: from_ec2_tags(subnet.tags()),
         attributes: Default::default(),
     }
@@ -63,22 +64,17 @@ pub(crate) async fn observe(
     ))
 }
 
-pub(crate) async fn create(cloud: &AwsCloud, desired: &Desired) -> Result<Observed, CloudError> {
-    let Spec::Subnet {
-        vpc_id,
-        cidr_block,
-        availability_zone,
-        ..
-    } = &desired.spec
-    else {
-        unreachable!("dispatched by kind")
-    };
+pub(crate) async fn create(
+    cloud: &AwsCloud,
+    desired: &Desired,
+    spec: &SubnetSpec,
+) -> Result<Observed, CloudError> {
     let result = cloud
         .ec2
         .create_subnet()
-        .vpc_id(vpc_id)
-        .cidr_block(cidr_block)
-        .availability_zone(availability_zone)
+        .vpc_id(&spec.vpc_id)
+        .cidr_block(&spec.cidr_block)
+        .availability_zone(&spec.availability_zone)
         .tag_specifications(tag_specification(ResourceType::Subnet, &desired.tags))
         .send()
         .await;
@@ -91,7 +87,8 @@ pub(crate) async fn create(cloud: &AwsCloud, desired: &Desired) -> Result<Observ
     if created.tags.is_empty() {
         created.tags = desired.tags.clone();
     }
-    modify(cloud, &created.id, &desired.spec, &created.spec).await?;
+    let have = SubnetSpec::of(&created.spec).is_some_and(|s| s.map_public_ip_on_launch);
+    modify(cloud, &created.id, spec.map_public_ip_on_launch, have).await?;
     created.spec = desired.spec.clone();
     Ok(created)
 }
@@ -100,33 +97,19 @@ pub(crate) async fn update(
     cloud: &AwsCloud,
     desired: &Desired,
     observed: &Observed,
+    want: &SubnetSpec,
+    have: &SubnetSpec,
 ) -> Result<Observed, CloudError> {
-    if let (
-        Spec::Subnet {
-            vpc_id: v1,
-            cidr_block: c1,
-            availability_zone: z1,
-            ..
-        },
-        Spec::Subnet {
-            vpc_id: v0,
-            cidr_block: c0,
-            availability_zone: z0,
-            ..
-        },
-    ) = (&desired.spec, &observed.spec)
-    {
-        for (field, want, have) in [
-            ("vpcId", v1, v0),
-            ("cidrBlock", c1, c0),
-            ("availabilityZone", z1, z0),
-        ] {
-            if want != have {
-                return Err(immutable("ModifySubnetAttribute", field, have, want));
-            }
-        }
-    }
-    modify(cloud, &observed.id, &desired.spec, &observed.spec).await?;
+    desired
+        .spec
+        .check_immutable("ModifySubnetAttribute", &observed.spec)?;
+    modify(
+        cloud,
+        &observed.id,
+        want.map_public_ip_on_launch,
+        have.map_public_ip_on_launch,
+    )
+    .await?;
     ensure_ec2_tags(cloud, &observed.id, &desired.tags, &observed.tags).await?;
     Ok(Observed {
         spec: desired.spec.clone(),
@@ -135,20 +118,8 @@ pub(crate) async fn update(
     })
 }
 
-async fn modify(cloud: &AwsCloud, id: &str, want: &Spec, have: &Spec) -> Result<(), CloudError> {
-    let (
-        Spec::Subnet {
-            map_public_ip_on_launch: want,
-            ..
-        },
-        Spec::Subnet {
-            map_public_ip_on_launch: have,
-            ..
-        },
-    ) = (want, have)
-    else {
-        return Ok(());
-    };
+/// `ModifySubnetAttribute MapPublicIpOnLaunch` when it differs.
+async fn modify(cloud: &AwsCloud, id: &str, want: bool, have: bool) -> Result<(), CloudError> {
     if want == have {
         return Ok(());
     }
@@ -156,7 +127,7 @@ async fn modify(cloud: &AwsCloud, id: &str, want: &Spec, have: &Spec) -> Result<
         .ec2
         .modify_subnet_attribute()
         .subnet_id(id)
-        .map_public_ip_on_launch(bool_value(*want))
+        .map_public_ip_on_launch(bool_value(want))
         .send()
         .await;
     cloud

@@ -4,7 +4,7 @@
 //! attributes (`DescribeVpcAttribute`: AWS reports them nowhere else).
 //!
 //! Also holds what the network kinds of this backend share: recorded ids not yet seen,
-//! id filters, the "cannot change in place" error.
+//! id filters, merged tags.
 
 use aws_sdk_ec2::types::{
     AttributeBooleanValue, Filter, ResourceType, Vpc, VpcAttributeName, VpcState,
@@ -16,7 +16,7 @@ use super::{
     tag_specification,
 };
 use crate::cloud::{
-    CloudError, Desired, Kind, Lookup, Observed, Owned, Owner, Spec, State, TAG_NODE,
+    CloudError, Desired, Kind, KindSpec, Lookup, Observed, Owned, Owner, State, TAG_NODE, VpcSpec,
 };
 
 /// Recorded ids of `lookups` that are not among `seen` (sorted, no duplicates).
@@ -42,17 +42,6 @@ pub(super) fn id_filter(name: &str, ids: &[String]) -> Filter {
         .name(name)
         .set_values(Some(ids.to_vec()))
         .build()
-}
-
-/// The error for a field AWS cannot change in place.
-pub(super) fn immutable(operation: &str, field: &str, have: &str, want: &str) -> CloudError {
-    CloudError::Terminal {
-        operation: operation.to_string(),
-        code: "InvalidParameterValue".into(),
-        message: format!(
-            "{field} cannot be changed in place (is {have}, desired {want}): replace the resource"
-        ),
-    }
 }
 
 /// `observed.tags` once `ensure_ec2_tags` has added what `desired` lacks.
@@ -96,11 +85,12 @@ fn observed(cloud: &AwsCloud, vpc: &Vpc) -> Observed {
             Some(VpcState::Pending) => State::Pending,
             _ => State::Available,
         },
-        spec: Spec::Vpc {
+        spec: VpcSpec {
             cidr_block: vpc.cidr_block().unwrap_or_default().to_string(),
             enable_dns_support: true,
             enable_dns_hostnames: false,
-        },
+        }
+        .into(),
         tags: from_ec2_tags(vpc.tags()),
         attributes: Default::default(),
         id,
@@ -143,29 +133,25 @@ pub(crate) async fn observe(
         let support = read_attribute(cloud, &found.id, VpcAttributeName::EnableDnsSupport).await?;
         let hostnames =
             read_attribute(cloud, &found.id, VpcAttributeName::EnableDnsHostnames).await?;
-        if let Spec::Vpc {
-            enable_dns_support,
-            enable_dns_hostnames,
-            ..
-        } = &mut found.spec
-        {
-            *enable_dns_support = support.unwrap_or(true);
-            *enable_dns_hostnames = hostnames.unwrap_or(false);
+        if let Some(vpc) = VpcSpec::of_mut(&mut found.spec) {
+            vpc.enable_dns_support = support.unwrap_or(true);
+            vpc.enable_dns_hostnames = hostnames.unwrap_or(false);
         }
     }
     Ok(matched)
 }
 
-pub(crate) async fn create(cloud: &AwsCloud, desired: &Desired) -> Result<Observed, CloudError> {
-    let Spec::Vpc { cidr_block, .. } = &desired.spec else {
-        unreachable!("dispatched by kind")
-    };
+pub(crate) async fn create(
+    cloud: &AwsCloud,
+    desired: &Desired,
+    spec: &VpcSpec,
+) -> Result<Observed, CloudError> {
     // CreateVpc takes no client token: a retried create after a lost response makes a
     // second VPC, which observe (oldest tagged first) and `owned` then account for.
     let result = cloud
         .ec2
         .create_vpc()
-        .cidr_block(cidr_block)
+        .cidr_block(&spec.cidr_block)
         .tag_specifications(tag_specification(ResourceType::Vpc, &desired.tags))
         .send()
         .await;
@@ -178,7 +164,13 @@ pub(crate) async fn create(cloud: &AwsCloud, desired: &Desired) -> Result<Observ
     if created.tags.is_empty() {
         created.tags = desired.tags.clone();
     }
-    modify_attributes(cloud, &created.id, &desired.spec, &created.spec).await?;
+    // AWS's defaults: support on, hostnames off.
+    let defaults = VpcSpec {
+        cidr_block: spec.cidr_block.clone(),
+        enable_dns_support: true,
+        enable_dns_hostnames: false,
+    };
+    modify_attributes(cloud, &created.id, spec, &defaults).await?;
     created.spec = desired.spec.clone();
     Ok(created)
 }
@@ -187,20 +179,13 @@ pub(crate) async fn update(
     cloud: &AwsCloud,
     desired: &Desired,
     observed: &Observed,
+    want: &VpcSpec,
+    have: &VpcSpec,
 ) -> Result<Observed, CloudError> {
-    if let (
-        Spec::Vpc {
-            cidr_block: want, ..
-        },
-        Spec::Vpc {
-            cidr_block: have, ..
-        },
-    ) = (&desired.spec, &observed.spec)
-        && want != have
-    {
-        return Err(immutable("ModifyVpcAttribute", "cidrBlock", have, want));
-    }
-    modify_attributes(cloud, &observed.id, &desired.spec, &observed.spec).await?;
+    desired
+        .spec
+        .check_immutable("ModifyVpcAttribute", &observed.spec)?;
+    modify_attributes(cloud, &observed.id, want, have).await?;
     ensure_ec2_tags(cloud, &observed.id, &desired.tags, &observed.tags).await?;
     Ok(Observed {
         spec: desired.spec.clone(),
@@ -214,29 +199,16 @@ pub(crate) async fn update(
 async fn modify_attributes(
     cloud: &AwsCloud,
     id: &str,
-    want: &Spec,
-    have: &Spec,
+    want: &VpcSpec,
+    have: &VpcSpec,
 ) -> Result<(), CloudError> {
-    let (
-        Spec::Vpc {
-            enable_dns_support: want_support,
-            enable_dns_hostnames: want_hosts,
-            ..
-        },
-        Spec::Vpc {
-            enable_dns_support: have_support,
-            enable_dns_hostnames: have_hosts,
-            ..
-        },
-    ) = (want, have)
-    else {
-        return Ok(());
-    };
-    let support = (want_support != have_support)
-        .then_some((VpcAttributeName::EnableDnsSupport, *want_support));
-    let hosts =
-        (want_hosts != have_hosts).then_some((VpcAttributeName::EnableDnsHostnames, *want_hosts));
-    let order = if *want_support {
+    let support = (want.enable_dns_support != have.enable_dns_support)
+        .then_some((VpcAttributeName::EnableDnsSupport, want.enable_dns_support));
+    let hosts = (want.enable_dns_hostnames != have.enable_dns_hostnames).then_some((
+        VpcAttributeName::EnableDnsHostnames,
+        want.enable_dns_hostnames,
+    ));
+    let order = if want.enable_dns_support {
         [support, hosts]
     } else {
         [hosts, support]
@@ -280,7 +252,9 @@ mod moto {
 
     use crate::cloud::aws::{AwsCloud, sdk_config};
     use crate::cloud::{
-        CloudError, Desired, Kind, Lookup, Observed, Owner, Provider, Spec, State, ownership_tags,
+        CloudError, DefaultSecurityGroupSpec, Desired, ElasticIpSpec, InternetGatewaySpec, Kind,
+        Lookup, NatGatewaySpec, Observed, Owner, Provider, Spec, State, SubnetSpec, VpcSpec,
+        ownership_tags,
     };
 
     fn desired(owner: &Owner, node: &str, spec: Spec) -> Desired {
@@ -344,11 +318,11 @@ mod moto {
         };
 
         // VPC
-        let vpc_spec = Spec::Vpc {
+        let vpc_spec = Spec::Vpc(VpcSpec {
             cidr_block: "10.7.0.0/16".into(),
             enable_dns_support: true,
             enable_dns_hostnames: true,
-        };
+        });
         let vpc_d = desired(&owner, "vpc", vpc_spec.clone());
         let vpc = cloud.create(&vpc_d).await.unwrap();
         assert_eq!(vpc.spec, vpc_spec);
@@ -367,11 +341,11 @@ mod moto {
         );
         assert_eq!(seen.tags, vpc_d.tags);
         assert!(by_tags(&cloud, &stranger, Kind::Vpc, "vpc").await.is_none());
-        let off = Spec::Vpc {
+        let off = Spec::Vpc(VpcSpec {
             cidr_block: "10.7.0.0/16".into(),
             enable_dns_support: true,
             enable_dns_hostnames: false,
-        };
+        });
         cloud
             .update(
                 &Desired {
@@ -389,11 +363,11 @@ mod moto {
                 .spec,
             off
         );
-        let moved = Spec::Vpc {
+        let moved = Spec::Vpc(VpcSpec {
             cidr_block: "10.8.0.0/16".into(),
             enable_dns_support: true,
             enable_dns_hostnames: false,
-        };
+        });
         assert!(is_immutable(
             cloud
                 .update(
@@ -407,11 +381,11 @@ mod moto {
         ));
 
         // Default security group: found by VPC, rules revoked, tagged.
-        let empty = Spec::DefaultSecurityGroup {
+        let empty = Spec::DefaultSecurityGroup(DefaultSecurityGroupSpec {
             vpc_id: vpc.id.clone(),
             ingress: vec![],
             egress: vec![],
-        };
+        });
         let sg_lookup = Lookup {
             node: "default-sg".into(),
             recorded_id: None,
@@ -427,9 +401,9 @@ mod moto {
             .unwrap()
             .remove(0)
             .unwrap();
-        let Spec::DefaultSecurityGroup {
+        let Spec::DefaultSecurityGroup(DefaultSecurityGroupSpec {
             ingress, egress, ..
-        } = &before.spec
+        }) = &before.spec
         else {
             panic!()
         };
@@ -469,11 +443,11 @@ mod moto {
             rule("tcp", 22, 22, "::/0"),
         ];
         ingress.sort();
-        let ruled = Spec::DefaultSecurityGroup {
+        let ruled = Spec::DefaultSecurityGroup(DefaultSecurityGroupSpec {
             vpc_id: vpc.id.clone(),
             ingress,
             egress: vec![rule("udp", 53, 53, "10.7.0.0/16")],
-        };
+        });
         cloud
             .update(
                 &Desired {
@@ -504,11 +478,13 @@ mod moto {
             .await
             .unwrap()
             .remove(0);
-        let public = |map| Spec::Subnet {
-            vpc_id: vpc.id.clone(),
-            cidr_block: "10.7.1.0/24".into(),
-            availability_zone: zone.clone(),
-            map_public_ip_on_launch: map,
+        let public = |map| {
+            Spec::Subnet(SubnetSpec {
+                vpc_id: vpc.id.clone(),
+                cidr_block: "10.7.1.0/24".into(),
+                availability_zone: zone.clone(),
+                map_public_ip_on_launch: map,
+            })
         };
         let subnet_d = desired(&owner, "subnet", public(true));
         let subnet = cloud.create(&subnet_d).await.unwrap();
@@ -533,12 +509,12 @@ mod moto {
                 .spec,
             public(false)
         );
-        let elsewhere = Spec::Subnet {
+        let elsewhere = Spec::Subnet(SubnetSpec {
             vpc_id: vpc.id.clone(),
             cidr_block: "10.7.2.0/24".into(),
             availability_zone: zone.clone(),
             map_public_ip_on_launch: false,
-        };
+        });
         assert!(is_immutable(
             cloud
                 .update(
@@ -552,18 +528,18 @@ mod moto {
         ));
 
         // Internet gateway
-        let attached = Spec::InternetGateway {
+        let attached = Spec::InternetGateway(InternetGatewaySpec {
             vpc_id: vpc.id.clone(),
-        };
+        });
         let igw_d = desired(&owner, "igw", attached.clone());
         let igw = cloud.create(&igw_d).await.unwrap();
         let seen = by_tags(&cloud, &owner, Kind::InternetGateway, "igw")
             .await
             .unwrap();
         assert_eq!((&seen.id, &seen.spec), (&igw.id, &attached));
-        let detached = Spec::InternetGateway {
+        let detached = Spec::InternetGateway(InternetGatewaySpec {
             vpc_id: String::new(),
-        };
+        });
         cloud
             .update(
                 &Desired {
@@ -588,7 +564,7 @@ mod moto {
         );
 
         // Elastic IP
-        let eip_d = desired(&owner, "eip", Spec::ElasticIp {});
+        let eip_d = desired(&owner, "eip", Spec::ElasticIp(ElasticIpSpec {}));
         let eip = cloud.create(&eip_d).await.unwrap();
         assert!(eip.id.starts_with("eipalloc-"));
         assert!(eip.attributes.contains_key("publicIp"));
@@ -616,10 +592,10 @@ mod moto {
         );
 
         // NAT gateway
-        let nat_spec = Spec::NatGateway {
+        let nat_spec = Spec::NatGateway(NatGatewaySpec {
             subnet_id: subnet.id.clone(),
             allocation_id: eip.id.clone(),
-        };
+        });
         let nat_d = desired(&owner, "nat", nat_spec.clone());
         let nat = cloud.create(&nat_d).await.unwrap();
         eprintln!("moto NAT state after create: {:?}", nat.state);
@@ -643,10 +619,10 @@ mod moto {
             "moto NAT create retried with the same client token: {again:?} (first {})",
             nat.id
         );
-        let other = Spec::NatGateway {
+        let other = Spec::NatGateway(NatGatewaySpec {
             subnet_id: subnet.id.clone(),
             allocation_id: "eipalloc-0000".into(),
-        };
+        });
         assert!(is_immutable(
             cloud
                 .update(

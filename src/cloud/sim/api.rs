@@ -169,17 +169,6 @@ pub(crate) fn missing(kind: Kind, id: &str) -> CloudError {
     )
 }
 
-/// `InvalidParameterValue` for a field update cannot change.
-pub(crate) fn immutable(operation: &str, field: &str, from: &str, to: &str) -> CloudError {
-    terminal(
-        operation,
-        "InvalidParameterValue",
-        format!(
-            "{field} cannot be changed in place (is {from}, desired {to}): replace the resource"
-        ),
-    )
-}
-
 /// A delete of something already gone succeeded.
 pub(crate) fn ok_if_missing(result: Result<()>) -> Result<()> {
     match result {
@@ -188,8 +177,8 @@ pub(crate) fn ok_if_missing(result: Result<()>) -> Result<()> {
     }
 }
 
-/// Tag drift: sets the keys `desired` lists whose value differs in `observed`
-/// (`CreateTags`, `TagResource`, `TagRole`); removes nothing.
+/// Tag drift: sets the keys `desired` lists whose value differs in `observed` with the
+/// kind's tag operation (`CreateTags`, `TagResource`, `TagRole`); removes nothing.
 pub(crate) async fn sync_tags(
     sim: &SimCloud,
     kind: Kind,
@@ -205,11 +194,7 @@ pub(crate) async fn sync_tags(
     if changed.is_empty() {
         return Ok(());
     }
-    let operation = match kind.service() {
-        "kms" | "logs" => "TagResource",
-        "iam" => "TagRole",
-        _ => "CreateTags",
-    };
+    let operation = kind.info().tag_operation;
     sim.call(kind.service(), operation, |w, _| {
         let record = w
             .get_mut(kind, id)

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::SimCloud;
 use super::api::{Result, missing, terminal};
-use crate::cloud::{Kind, Observed, SgRule, Spec};
+use crate::cloud::{Kind, KindSpec, Observed, SecurityGroupSpec, SgRule, Spec};
 
 impl SimCloud {
     /// Changes a resource's spec in place, as a console edit would (no validation beyond
@@ -35,8 +35,8 @@ impl SimCloud {
     /// the tests' favourite drift: SSH opened to the world).
     pub fn authorize_ingress(&self, security_group: &str, rule: SgRule) -> Result<()> {
         self.edit(Kind::SecurityGroup, security_group, |spec| {
-            if let Spec::SecurityGroup { ingress, .. } = spec {
-                ingress.push(rule);
+            if let Some(group) = SecurityGroupSpec::of_mut(spec) {
+                group.ingress.push(rule);
             }
         })
     }
@@ -44,10 +44,9 @@ impl SimCloud {
     /// The ingress rules of a security group as they are now (None: no such group).
     pub fn ingress_rules(&self, security_group: &str) -> Option<Vec<SgRule>> {
         let world = self.world();
-        match &world.get(Kind::SecurityGroup, security_group)?.spec {
-            Spec::SecurityGroup { ingress, .. } => Some(ingress.clone()),
-            _ => None,
-        }
+        world
+            .spec::<SecurityGroupSpec>(security_group)
+            .map(|group| group.ingress.clone())
     }
 
     /// Deletes a resource at once, whatever its state and dependents (a NAT gateway goes
@@ -71,7 +70,7 @@ impl SimCloud {
                         )
                     })
                     .filter(|r| {
-                        r.vpc_id() == Some(id)
+                        r.vpc_id().as_deref() == Some(id)
                             && (r.kind != Kind::RouteTable || r.attributes.contains_key("main"))
                     })
                     .map(|r| r.id.clone())

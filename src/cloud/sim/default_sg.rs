@@ -3,20 +3,22 @@
 //! (none), "update" does the same from the observed state, "delete" is a no-op.
 
 use super::SimCloud;
-use super::api::{Result, immutable, not_found, sync_tags};
-use super::security_group::reconcile_rules;
-use crate::cloud::{Desired, Kind, Observed, Spec};
+use super::api::{Result, not_found, sync_tags};
+use super::security_group::{reconcile_rules, rules};
+use crate::cloud::{DefaultSecurityGroupSpec, Desired, Kind, Observed};
 
-pub(crate) async fn create(sim: &SimCloud, d: &Desired) -> Result<Observed> {
-    let Spec::DefaultSecurityGroup { vpc_id, .. } = &d.spec else {
-        unreachable!("dispatched by kind")
-    };
+pub(crate) async fn create(
+    sim: &SimCloud,
+    d: &Desired,
+    spec: &DefaultSecurityGroupSpec,
+) -> Result<Observed> {
+    let vpc_id = &spec.vpc_id;
     let op = "DescribeSecurityGroups";
     let found = sim
         .call("ec2", op, |w, _| {
-            w.of_kind(Kind::DefaultSecurityGroup)
-                .find(|r| r.vpc_id() == Some(vpc_id.as_str()))
-                .map(|r| r.observed())
+            w.specs::<DefaultSecurityGroupSpec>()
+                .find(|(_, group)| group.vpc_id == *vpc_id)
+                .map(|(r, _)| r.observed())
                 .ok_or_else(|| {
                     not_found(
                         op,
@@ -38,23 +40,30 @@ pub(crate) async fn create(sim: &SimCloud, d: &Desired) -> Result<Observed> {
         sim,
         Kind::DefaultSecurityGroup,
         &found.id,
-        &d.spec,
-        &found.spec,
+        (&spec.ingress, &spec.egress),
+        rules(&found.spec),
     )
     .await?;
     sim.snapshot(Kind::DefaultSecurityGroup, &found.id)
 }
 
-pub(crate) async fn update(sim: &SimCloud, d: &Desired, o: &Observed) -> Result<Observed> {
-    if let (
-        Spec::DefaultSecurityGroup { vpc_id: want, .. },
-        Spec::DefaultSecurityGroup { vpc_id: have, .. },
-    ) = (&d.spec, &o.spec)
-        && want != have
-    {
-        return Err(immutable("RevokeSecurityGroupIngress", "vpcId", have, want));
-    }
-    reconcile_rules(sim, Kind::DefaultSecurityGroup, &o.id, &d.spec, &o.spec).await?;
+pub(crate) async fn update(
+    sim: &SimCloud,
+    d: &Desired,
+    o: &Observed,
+    want: &DefaultSecurityGroupSpec,
+    have: &DefaultSecurityGroupSpec,
+) -> Result<Observed> {
+    d.spec
+        .check_immutable("RevokeSecurityGroupIngress", &o.spec)?;
+    reconcile_rules(
+        sim,
+        Kind::DefaultSecurityGroup,
+        &o.id,
+        (&want.ingress, &want.egress),
+        (&have.ingress, &have.egress),
+    )
+    .await?;
     sync_tags(sim, Kind::DefaultSecurityGroup, &o.id, &d.tags, &o.tags).await?;
     sim.snapshot(Kind::DefaultSecurityGroup, &o.id)
 }
@@ -62,14 +71,14 @@ pub(crate) async fn update(sim: &SimCloud, d: &Desired, o: &Observed) -> Result<
 #[cfg(test)]
 mod tests {
     use super::super::testkit::*;
-    use crate::cloud::{Kind, Lookup, Provider, Spec, TAG_NODE};
+    use crate::cloud::{DefaultSecurityGroupSpec, Kind, Lookup, Provider, Spec, TAG_NODE};
 
     fn empty(vpc: &str) -> Spec {
-        Spec::DefaultSecurityGroup {
+        Spec::DefaultSecurityGroup(DefaultSecurityGroupSpec {
             vpc_id: vpc.into(),
             ingress: vec![],
             egress: vec![],
-        }
+        })
     }
 
     #[tokio::test]

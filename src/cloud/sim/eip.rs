@@ -4,7 +4,7 @@
 
 use super::SimCloud;
 use super::api::{Result, dependency, not_found, ok_if_missing, sync_tags};
-use crate::cloud::{Desired, Kind, Observed, Spec};
+use crate::cloud::{Desired, ElasticIpSpec, Kind, NatGatewaySpec, Observed};
 
 pub(crate) async fn create(sim: &SimCloud, d: &Desired) -> Result<Observed> {
     let id = sim
@@ -14,7 +14,7 @@ pub(crate) async fn create(sim: &SimCloud, d: &Desired) -> Result<Observed> {
             w.insert(
                 Kind::ElasticIp,
                 &id,
-                Spec::ElasticIp {},
+                ElasticIpSpec {}.into(),
                 d.tags.clone(),
                 now,
             );
@@ -44,10 +44,17 @@ pub(crate) async fn delete(sim: &SimCloud, id: &str) -> Result<()> {
                 ));
             }
             let holder = w
-                .of_kind(Kind::NatGateway)
-                .find(|r| matches!(&r.spec, Spec::NatGateway { allocation_id, .. } if allocation_id == id));
+                .specs::<NatGatewaySpec>()
+                .find(|(_, nat)| nat.allocation_id == id)
+                .map(|(r, _)| r);
             if let Some(nat) = holder {
-                return Err(dependency(op, format!("InvalidIPAddress.InUse: Address {id} is in use by {}", nat.id)));
+                return Err(dependency(
+                    op,
+                    format!(
+                        "InvalidIPAddress.InUse: Address {id} is in use by {}",
+                        nat.id
+                    ),
+                ));
             }
             w.remove(id);
             Ok(())

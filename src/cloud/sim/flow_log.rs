@@ -2,35 +2,42 @@
 //! flow log, so every spec change is refused; delete is immediate.
 
 use super::SimCloud;
-use super::api::{Result, immutable, not_found, ok_if_missing, sync_tags, terminal};
+use super::api::{Result, not_found, ok_if_missing, sync_tags, terminal};
 use super::nat::same_request;
-use crate::cloud::{Desired, Kind, Observed, Spec};
+use crate::cloud::{Desired, FlowLogSpec, Kind, Observed};
 
-pub(crate) async fn create(sim: &SimCloud, d: &Desired) -> Result<Observed> {
-    let Spec::FlowLog {
+pub(crate) async fn create(sim: &SimCloud, d: &Desired, spec: &FlowLogSpec) -> Result<Observed> {
+    let FlowLogSpec {
         vpc_id,
         log_group_name,
         traffic_type,
         ..
-    } = &d.spec
-    else {
-        unreachable!("dispatched by kind")
-    };
+    } = spec;
     let id = sim
         .call("ec2", "CreateFlowLogs", |w, now| {
             let op = "CreateFlowLogs";
             if let Some(existing) = w.by_token(Kind::FlowLog, &d.client_token) {
-                return same_request(op, existing.token.as_ref(), &d.spec).map(|_| existing.id.clone());
+                return same_request(op, existing.token.as_ref(), &d.spec)
+                    .map(|_| existing.id.clone());
             }
             if w.get(Kind::Vpc, vpc_id).is_none() {
-                return Err(not_found(op, "InvalidVpcID.NotFound", format!("The vpc ID '{vpc_id}' does not exist")));
+                return Err(not_found(
+                    op,
+                    "InvalidVpcID.NotFound",
+                    format!("The vpc ID '{vpc_id}' does not exist"),
+                ));
             }
             if !["ACCEPT", "REJECT", "ALL"].contains(&traffic_type.as_str()) {
-                return Err(terminal(op, "InvalidParameterValue", format!("Invalid traffic type {traffic_type}")));
+                return Err(terminal(
+                    op,
+                    "InvalidParameterValue",
+                    format!("Invalid traffic type {traffic_type}"),
+                ));
             }
-            let duplicate = w.of_kind(Kind::FlowLog).any(|r| {
-                matches!(&r.spec, Spec::FlowLog { vpc_id: v, log_group_name: g, traffic_type: t, .. }
-                    if v == vpc_id && g == log_group_name && t == traffic_type)
+            let duplicate = w.specs::<FlowLogSpec>().any(|(_, log)| {
+                log.vpc_id == *vpc_id
+                    && log.log_group_name == *log_group_name
+                    && log.traffic_type == *traffic_type
             });
             if duplicate {
                 return Err(terminal(
@@ -50,12 +57,9 @@ pub(crate) async fn create(sim: &SimCloud, d: &Desired) -> Result<Observed> {
     sim.snapshot(Kind::FlowLog, &id)
 }
 
+/// Every field is immutable (`KindInfo::immutable`): only tags change.
 pub(crate) async fn update(sim: &SimCloud, d: &Desired, o: &Observed) -> Result<Observed> {
-    for ((field, want), (_, have)) in d.spec.fields().iter().zip(&o.spec.fields()) {
-        if want != have {
-            return Err(immutable("CreateFlowLogs", field, have, want));
-        }
-    }
+    d.spec.check_immutable("CreateFlowLogs", &o.spec)?;
     sync_tags(sim, Kind::FlowLog, &o.id, &d.tags, &o.tags).await?;
     sim.snapshot(Kind::FlowLog, &o.id)
 }

@@ -4,18 +4,15 @@
 //! that still has one: `DeleteConflict`).
 
 use super::SimCloud;
-use super::api::{Result, dependency, immutable, not_found, ok_if_missing, sync_tags, terminal};
+use super::api::{Result, dependency, not_found, ok_if_missing, sync_tags, terminal};
 use super::world::{ACCOUNT, Record, World};
-use crate::cloud::{Desired, Kind, Observed, Spec};
+use crate::cloud::{Desired, IamRoleSpec, Kind, Observed};
 
-pub(crate) async fn create(sim: &SimCloud, d: &Desired) -> Result<Observed> {
-    let Spec::IamRole {
-        name,
-        trusted_service,
-        ..
-    } = &d.spec
-    else {
-        unreachable!("dispatched by kind")
+pub(crate) async fn create(sim: &SimCloud, d: &Desired, spec: &IamRoleSpec) -> Result<Observed> {
+    let name = &spec.name;
+    let created = IamRoleSpec {
+        allowed_actions: vec![],
+        ..spec.clone()
     };
     let id = sim
         .call("iam", "CreateRole", |w, now| {
@@ -41,78 +38,61 @@ pub(crate) async fn create(sim: &SimCloud, d: &Desired) -> Result<Observed> {
                     break id;
                 }
             };
-            let spec = Spec::IamRole {
-                name: name.clone(),
-                trusted_service: trusted_service.clone(),
-                allowed_actions: vec![],
-            };
-            w.insert(Kind::IamRole, &id, spec, d.tags.clone(), now);
+            w.insert(
+                Kind::IamRole,
+                &id,
+                created.clone().into(),
+                d.tags.clone(),
+                now,
+            );
             if let Some(r) = w.get_mut(Kind::IamRole, &id) {
                 r.arn = Some(format!("arn:aws:iam::{ACCOUNT}:role/{name}"));
             }
             Ok(id)
         })
         .await?;
-    let created = sim.snapshot(Kind::IamRole, &id)?;
-    reconcile(sim, &id, &d.spec, &created.spec).await?;
+    reconcile(sim, &id, spec, &created).await?;
     sim.snapshot(Kind::IamRole, &id)
 }
 
 /// A role by id (`AROA…`) or by name.
 fn find<'a>(w: &'a World, id_or_name: &str) -> Option<&'a Record> {
     w.get(Kind::IamRole, id_or_name).or_else(|| {
-        w.of_kind(Kind::IamRole)
-            .find(|r| matches!(&r.spec, Spec::IamRole { name, .. } if name == id_or_name))
+        w.specs::<IamRoleSpec>()
+            .find(|(_, role)| role.name == id_or_name)
+            .map(|(r, _)| r)
     })
 }
 
-fn role<'a>(w: &'a mut World, op: &str, id: &str) -> Result<(&'a mut String, &'a mut Vec<String>)> {
+fn role<'a>(w: &'a mut World, op: &str, id: &str) -> Result<&'a mut IamRoleSpec> {
     let id = find(w, id).map(|r| r.id.clone()).unwrap_or_default();
-    match w.get_mut(Kind::IamRole, &id).map(|r| &mut r.spec) {
-        Some(Spec::IamRole {
-            trusted_service,
-            allowed_actions,
-            ..
-        }) => Ok((trusted_service, allowed_actions)),
-        _ => Err(not_found(
+    w.spec_mut::<IamRoleSpec>(&id).ok_or_else(|| {
+        not_found(
             op,
             "NoSuchEntity",
             format!("The role {id} cannot be found."),
-        )),
-    }
+        )
+    })
 }
 
-pub(crate) async fn update(sim: &SimCloud, d: &Desired, o: &Observed) -> Result<Observed> {
-    if let (Spec::IamRole { name: want, .. }, Spec::IamRole { name: have, .. }) = (&d.spec, &o.spec)
-        && want != have
-    {
-        return Err(immutable("UpdateRole", "name", have, want));
-    }
-    reconcile(sim, &o.id, &d.spec, &o.spec).await?;
+pub(crate) async fn update(
+    sim: &SimCloud,
+    d: &Desired,
+    o: &Observed,
+    want: &IamRoleSpec,
+    have: &IamRoleSpec,
+) -> Result<Observed> {
+    d.spec.check_immutable("UpdateRole", &o.spec)?;
+    reconcile(sim, &o.id, want, have).await?;
     sync_tags(sim, Kind::IamRole, &o.id, &d.tags, &o.tags).await?;
     sim.snapshot(Kind::IamRole, &o.id)
 }
 
-async fn reconcile(sim: &SimCloud, id: &str, want: &Spec, have: &Spec) -> Result<()> {
-    let (
-        Spec::IamRole {
-            trusted_service: want_trust,
-            allowed_actions: want_actions,
-            ..
-        },
-        Spec::IamRole {
-            trusted_service: have_trust,
-            allowed_actions: have_actions,
-            ..
-        },
-    ) = (want, have)
-    else {
-        return Ok(());
-    };
-    if want_trust != have_trust {
+async fn reconcile(sim: &SimCloud, id: &str, want: &IamRoleSpec, have: &IamRoleSpec) -> Result<()> {
+    if want.trusted_service != have.trusted_service {
         let op = "UpdateAssumeRolePolicy";
         sim.call("iam", op, |w, _| {
-            role(w, op, id).map(|(trust, _)| trust.clone_from(want_trust))
+            role(w, op, id).map(|role| role.trusted_service.clone_from(&want.trusted_service))
         })
         .await?;
     }
@@ -122,15 +102,15 @@ async fn reconcile(sim: &SimCloud, id: &str, want: &Spec, have: &Spec) -> Result
         a.dedup();
         a
     };
-    let actions = sorted(want_actions);
-    if actions != sorted(have_actions) {
+    let actions = sorted(&want.allowed_actions);
+    if actions != sorted(&have.allowed_actions) {
         let op = if actions.is_empty() {
             "DeleteRolePolicy"
         } else {
             "PutRolePolicy"
         };
         sim.call("iam", op, |w, _| {
-            role(w, op, id).map(|(_, current)| *current = actions)
+            role(w, op, id).map(|role| role.allowed_actions = actions)
         })
         .await?;
     }
@@ -142,20 +122,19 @@ pub(crate) async fn delete(sim: &SimCloud, id: &str) -> Result<()> {
         let op = "ListRolePolicies";
         let has_policy = sim
             .call("iam", op, |w, _| {
-                role(w, op, id).map(|(_, actions)| !actions.is_empty())
+                role(w, op, id).map(|role| !role.allowed_actions.is_empty())
             })
             .await?;
         if has_policy {
             let op = "DeleteRolePolicy";
             sim.call("iam", op, |w, _| {
-                role(w, op, id).map(|(_, actions)| actions.clear())
+                role(w, op, id).map(|role| role.allowed_actions.clear())
             })
             .await?;
         }
         sim.call("iam", "DeleteRole", |w, _| {
             let op = "DeleteRole";
-            let (_, actions) = role(w, op, id)?;
-            if !actions.is_empty() {
+            if !role(w, op, id)?.allowed_actions.is_empty() {
                 return Err(dependency(
                     op,
                     "DeleteConflict: Cannot delete entity, must delete policies first.",

@@ -5,50 +5,54 @@
 use super::SimCloud;
 use super::api::{Result, dependency, not_found, ok_if_missing, sync_tags, terminal};
 use super::world::World;
-use crate::cloud::{Desired, Kind, Observed, Spec};
+use crate::cloud::{CloudError, Desired, InternetGatewaySpec, Kind, Observed};
 
-pub(crate) async fn create(sim: &SimCloud, d: &Desired) -> Result<Observed> {
-    let Spec::InternetGateway { vpc_id } = &d.spec else {
-        unreachable!("dispatched by kind")
-    };
+pub(crate) async fn create(
+    sim: &SimCloud,
+    d: &Desired,
+    spec: &InternetGatewaySpec,
+) -> Result<Observed> {
     let id = sim
         .call("ec2", "CreateInternetGateway", |w, now| {
             let id = w.new_id("igw-");
+            let detached = InternetGatewaySpec::default();
             w.insert(
                 Kind::InternetGateway,
                 &id,
-                Spec::InternetGateway {
-                    vpc_id: String::new(),
-                },
+                detached.into(),
                 d.tags.clone(),
                 now,
             );
             Ok(id)
         })
         .await?;
-    if !vpc_id.is_empty() {
+    if !spec.vpc_id.is_empty() {
         sim.call("ec2", "AttachInternetGateway", |w, _| {
-            attach(w, &id, vpc_id)
+            attach(w, &id, &spec.vpc_id)
         })
         .await?;
     }
     sim.snapshot(Kind::InternetGateway, &id)
 }
 
-pub(crate) async fn update(sim: &SimCloud, d: &Desired, o: &Observed) -> Result<Observed> {
-    if let (Spec::InternetGateway { vpc_id: want }, Spec::InternetGateway { vpc_id: have }) =
-        (&d.spec, &o.spec)
-        && want != have
-    {
-        if !have.is_empty() {
+/// Moves the attachment when the VPC differs (detach, then attach).
+pub(crate) async fn update(
+    sim: &SimCloud,
+    d: &Desired,
+    o: &Observed,
+    want: &InternetGatewaySpec,
+    have: &InternetGatewaySpec,
+) -> Result<Observed> {
+    if want.vpc_id != have.vpc_id {
+        if !have.vpc_id.is_empty() {
             sim.call("ec2", "DetachInternetGateway", |w, _| {
-                detach(w, &o.id, have)
+                detach(w, &o.id, &have.vpc_id)
             })
             .await?;
         }
-        if !want.is_empty() {
+        if !want.vpc_id.is_empty() {
             sim.call("ec2", "AttachInternetGateway", |w, _| {
-                attach(w, &o.id, want)
+                attach(w, &o.id, &want.vpc_id)
             })
             .await?;
         }
@@ -57,23 +61,24 @@ pub(crate) async fn update(sim: &SimCloud, d: &Desired, o: &Observed) -> Result<
     sim.snapshot(Kind::InternetGateway, &o.id)
 }
 
-fn attached_to(w: &World, id: &str) -> Result<String> {
-    match w.get(Kind::InternetGateway, id).map(|r| &r.spec) {
-        Some(Spec::InternetGateway { vpc_id }) => Ok(vpc_id.clone()),
-        _ => Err(not_found(
-            "DescribeInternetGateways",
-            "InvalidInternetGatewayID.NotFound",
-            format!("The internetGateway ID '{id}' does not exist"),
-        )),
-    }
+fn no_gateway(id: &str) -> CloudError {
+    not_found(
+        "DescribeInternetGateways",
+        "InvalidInternetGatewayID.NotFound",
+        format!("The internetGateway ID '{id}' does not exist"),
+    )
 }
 
-fn set_vpc(w: &mut World, id: &str, vpc: &str) {
-    if let Some(Spec::InternetGateway { vpc_id }) =
-        w.get_mut(Kind::InternetGateway, id).map(|r| &mut r.spec)
-    {
-        *vpc_id = vpc.to_string();
-    }
+fn gateway<'a>(w: &'a mut World, id: &str) -> Result<&'a mut InternetGatewaySpec> {
+    w.spec_mut::<InternetGatewaySpec>(id)
+        .ok_or_else(|| no_gateway(id))
+}
+
+/// The VPC the gateway is attached to ("" when detached).
+fn attached_to(w: &World, id: &str) -> Result<String> {
+    w.spec::<InternetGatewaySpec>(id)
+        .map(|igw| igw.vpc_id.clone())
+        .ok_or_else(|| no_gateway(id))
 }
 
 fn attach(w: &mut World, id: &str, vpc: &str) -> Result<()> {
@@ -86,9 +91,10 @@ fn attach(w: &mut World, id: &str, vpc: &str) -> Result<()> {
             format!("The vpc ID '{vpc}' does not exist"),
         ));
     }
-    let other = w.of_kind(Kind::InternetGateway).find(|r| {
-        r.id != id && matches!(&r.spec, Spec::InternetGateway { vpc_id } if vpc_id == vpc)
-    });
+    let other = w
+        .specs::<InternetGatewaySpec>()
+        .find(|(r, igw)| r.id != id && igw.vpc_id == vpc)
+        .map(|(r, _)| r);
     if let Some(other) = other {
         return Err(terminal(
             op,
@@ -103,7 +109,7 @@ fn attach(w: &mut World, id: &str, vpc: &str) -> Result<()> {
             format!("resource {id} is already attached to {current}"),
         ));
     }
-    set_vpc(w, id, vpc);
+    gateway(w, id)?.vpc_id = vpc.to_string();
     Ok(())
 }
 
@@ -132,7 +138,7 @@ fn detach(w: &mut World, id: &str, vpc: &str) -> Result<()> {
             ),
         ));
     }
-    set_vpc(w, id, "");
+    gateway(w, id)?.vpc_id.clear();
     Ok(())
 }
 

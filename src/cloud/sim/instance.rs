@@ -4,24 +4,21 @@
 //! security groups and the metadata options change in place.
 
 use super::SimCloud;
-use super::api::{Result, immutable, not_found, ok_if_missing, sync_tags, terminal};
+use super::api::{Result, not_found, ok_if_missing, sync_tags, terminal};
 use super::cidr::Cidr;
 use super::nat::same_request;
 use super::world::{Phase, World};
-use crate::cloud::{Desired, Kind, Observed, Spec};
+use crate::cloud::{DefaultSecurityGroupSpec, Desired, InstanceSpec, Kind, Observed, SubnetSpec};
 
-pub(crate) async fn create(sim: &SimCloud, d: &Desired) -> Result<Observed> {
-    let Spec::Instance {
+pub(crate) async fn create(sim: &SimCloud, d: &Desired, spec: &InstanceSpec) -> Result<Observed> {
+    let InstanceSpec {
         subnet_id,
         security_group_ids,
         image_id,
         root_volume_gib,
         associate_public_ip,
         ..
-    } = &d.spec
-    else {
-        unreachable!("dispatched by kind")
-    };
+    } = spec;
     let id = sim
         .call("ec2", "RunInstances", |w, now| {
             let op = "RunInstances";
@@ -29,9 +26,9 @@ pub(crate) async fn create(sim: &SimCloud, d: &Desired) -> Result<Observed> {
                 return same_request(op, existing.token.as_ref(), &d.spec)
                     .map(|_| existing.id.clone());
             }
-            let Some(Spec::Subnet {
+            let Some(SubnetSpec {
                 vpc_id, cidr_block, ..
-            }) = w.get(Kind::Subnet, subnet_id).map(|r| r.spec.clone())
+            }) = w.spec::<SubnetSpec>(subnet_id).cloned()
             else {
                 return Err(not_found(
                     op,
@@ -69,29 +66,24 @@ pub(crate) async fn create(sim: &SimCloud, d: &Desired) -> Result<Observed> {
             let mut groups = security_group_ids.clone();
             if groups.is_empty() {
                 groups.extend(
-                    w.of_kind(Kind::DefaultSecurityGroup)
-                        .find(|r| r.vpc_id() == Some(&vpc_id))
-                        .map(|r| r.id.clone()),
+                    w.specs::<DefaultSecurityGroupSpec>()
+                        .find(|(_, group)| group.vpc_id == vpc_id)
+                        .map(|(r, _)| r.id.clone()),
                 );
             }
             check_groups(w, op, &vpc_id, &groups)?;
             let id = w.new_id("i-");
-            let mut spec = d.spec.clone();
-            if let Spec::Instance {
-                security_group_ids,
-                image_id,
-                ..
-            } = &mut spec
-            {
-                *security_group_ids = groups;
-                *image_id = resolved_image;
-            }
+            let launched = InstanceSpec {
+                security_group_ids: groups,
+                image_id: resolved_image,
+                ..spec.clone()
+            };
             let ready = now + w.jittered(30.0, 3.0);
             let private_ip = Cidr::parse(&cidr_block)
                 .map(|c| c.host(4 + w.rng.next_u64() % 250))
                 .unwrap_or_default();
             let public_ip = associate_public_ip.then(|| w.rng.public_ip());
-            w.insert(Kind::Instance, &id, spec, d.tags.clone(), now);
+            w.insert(Kind::Instance, &id, launched.into(), d.tags.clone(), now);
             if let Some(r) = w.get_mut(Kind::Instance, &id) {
                 r.phase = Phase::Pending(ready);
                 r.token = Some((d.client_token.clone(), d.spec.clone()));
@@ -111,7 +103,7 @@ fn check_groups(w: &World, op: &str, vpc: &str, groups: &[String]) -> Result<()>
         let record = w
             .get(Kind::SecurityGroup, group)
             .or_else(|| w.get(Kind::DefaultSecurityGroup, group));
-        match record.and_then(|r| r.vpc_id()) {
+        match record.and_then(|r| r.vpc_id()).as_deref() {
             None => {
                 return Err(not_found(
                     op,
@@ -132,35 +124,24 @@ fn check_groups(w: &World, op: &str, vpc: &str, groups: &[String]) -> Result<()>
     Ok(())
 }
 
-pub(crate) async fn update(sim: &SimCloud, d: &Desired, o: &Observed) -> Result<Observed> {
-    let (want, have) = (d.spec.fields(), o.spec.fields());
-    for ((field, w), (_, h)) in want.iter().zip(&have) {
-        // An image given as `resolve:ssm:` was resolved at launch; it is not a change.
-        let resolved_image = field == "imageId" && w.starts_with("resolve:ssm:");
-        if w != h && field != "securityGroupIds" && field != "imdsV2Required" && !resolved_image {
-            return Err(immutable("ModifyInstanceAttribute", field, h, w));
-        }
-    }
-    let (
-        Spec::Instance {
-            security_group_ids: want_groups,
-            imds_v2_required: want_imds,
-            ..
-        },
-        Spec::Instance {
-            security_group_ids: have_groups,
-            imds_v2_required: have_imds,
-            ..
-        },
-    ) = (&d.spec, &o.spec)
-    else {
-        return sim.snapshot(Kind::Instance, &o.id);
-    };
-    let (mut a, mut b) = (want_groups.clone(), have_groups.clone());
+/// Only the security groups and the metadata options change in place.
+pub(crate) async fn update(
+    sim: &SimCloud,
+    d: &Desired,
+    o: &Observed,
+    want: &InstanceSpec,
+    have: &InstanceSpec,
+) -> Result<Observed> {
+    d.spec.check_immutable("ModifyInstanceAttribute", &o.spec)?;
+    let (mut a, mut b) = (
+        want.security_group_ids.clone(),
+        have.security_group_ids.clone(),
+    );
     a.sort();
     b.sort();
     if a != b {
         let op = "ModifyInstanceAttribute";
+        let want_groups = &want.security_group_ids;
         sim.call("ec2", op, |w, _| {
             let vpc = running(w, op, &o.id)?;
             if want_groups.is_empty() {
@@ -171,25 +152,19 @@ pub(crate) async fn update(sim: &SimCloud, d: &Desired, o: &Observed) -> Result<
                 ));
             }
             check_groups(w, op, &vpc, want_groups)?;
-            if let Some(Spec::Instance {
-                security_group_ids, ..
-            }) = w.get_mut(Kind::Instance, &o.id).map(|r| &mut r.spec)
-            {
-                *security_group_ids = want_groups.clone();
+            if let Some(instance) = w.spec_mut::<InstanceSpec>(&o.id) {
+                instance.security_group_ids = want_groups.clone();
             }
             Ok(())
         })
         .await?;
     }
-    if want_imds != have_imds {
+    if want.imds_v2_required != have.imds_v2_required {
         let op = "ModifyInstanceMetadataOptions";
         sim.call("ec2", op, |w, _| {
             running(w, op, &o.id)?;
-            if let Some(Spec::Instance {
-                imds_v2_required, ..
-            }) = w.get_mut(Kind::Instance, &o.id).map(|r| &mut r.spec)
-            {
-                *imds_v2_required = *want_imds;
+            if let Some(instance) = w.spec_mut::<InstanceSpec>(&o.id) {
+                instance.imds_v2_required = want.imds_v2_required;
             }
             Ok(())
         })
@@ -216,10 +191,9 @@ fn running(w: &World, op: &str, id: &str) -> Result<String> {
         ));
     }
     let subnet = record.subnet_id().unwrap_or_default();
-    Ok(w.get(Kind::Subnet, subnet)
-        .and_then(|r| r.vpc_id())
-        .unwrap_or_default()
-        .to_string())
+    Ok(w.spec::<SubnetSpec>(&subnet)
+        .map(|s| s.vpc_id.clone())
+        .unwrap_or_default())
 }
 
 pub(crate) async fn delete(sim: &SimCloud, id: &str) -> Result<()> {
@@ -247,7 +221,7 @@ mod tests {
     use std::time::Duration;
 
     use super::super::testkit::*;
-    use crate::cloud::{Kind, Provider, Spec, State};
+    use crate::cloud::{InstanceSpec, Kind, Provider, Spec, State};
 
     #[tokio::test]
     async fn run_pending_then_running_terminate_shutting_down_then_gone() {
@@ -295,9 +269,9 @@ mod tests {
         let sim = sim();
         let net = network(&sim).await;
         let i = make(&sim, "vm", instance_spec(&net.private, "", false)).await;
-        let Spec::Instance {
+        let Spec::Instance(InstanceSpec {
             security_group_ids, ..
-        } = &i.spec
+        }) = &i.spec
         else {
             panic!()
         };

@@ -7,23 +7,26 @@
 use super::SimCloud;
 use super::api::{CloudErrorExt, Result, not_found, sync_tags, terminal};
 use super::world::{ACCOUNT, Phase, World};
-use crate::cloud::{CloudError, Desired, Kind, Observed, Spec};
+use crate::cloud::{CloudError, Desired, Kind, KindSpec, KmsKeySpec, Observed};
 
 const WEEK_SECONDS: f64 = 7.0 * 24.0 * 3600.0;
 
-pub(crate) async fn create(sim: &SimCloud, d: &Desired) -> Result<Observed> {
-    let Spec::KmsKey { description, .. } = &d.spec else {
-        unreachable!("dispatched by kind")
+pub(crate) async fn create(sim: &SimCloud, d: &Desired, spec: &KmsKeySpec) -> Result<Observed> {
+    let created = KmsKeySpec {
+        description: spec.description.clone(),
+        rotation_enabled: false,
+        pending_deletion: false,
     };
     let id = sim
         .call("kms", "CreateKey", |w, now| {
             let id = w.rng.uuid();
-            let spec = Spec::KmsKey {
-                description: description.clone(),
-                rotation_enabled: false,
-                pending_deletion: false,
-            };
-            w.insert(Kind::KmsKey, &id, spec, d.tags.clone(), now);
+            w.insert(
+                Kind::KmsKey,
+                &id,
+                created.clone().into(),
+                d.tags.clone(),
+                now,
+            );
             let arn = format!("arn:aws:kms:{}:{ACCOUNT}:key/{id}", w.region);
             if let Some(r) = w.get_mut(Kind::KmsKey, &id) {
                 r.arn = Some(arn);
@@ -31,38 +34,28 @@ pub(crate) async fn create(sim: &SimCloud, d: &Desired) -> Result<Observed> {
             Ok(id)
         })
         .await?;
-    let created = sim.snapshot(Kind::KmsKey, &id)?;
-    reconcile(sim, &id, &d.spec, &created.spec).await?;
+    reconcile(sim, &id, spec, &created).await?;
     sim.snapshot(Kind::KmsKey, &id)
 }
 
-pub(crate) async fn update(sim: &SimCloud, d: &Desired, o: &Observed) -> Result<Observed> {
-    reconcile(sim, &o.id, &d.spec, &o.spec).await?;
+pub(crate) async fn update(
+    sim: &SimCloud,
+    d: &Desired,
+    o: &Observed,
+    want: &KmsKeySpec,
+    have: &KmsKeySpec,
+) -> Result<Observed> {
+    reconcile(sim, &o.id, want, have).await?;
     sync_tags(sim, Kind::KmsKey, &o.id, &d.tags, &o.tags).await?;
     sim.snapshot(Kind::KmsKey, &o.id)
 }
 
-async fn reconcile(sim: &SimCloud, id: &str, want: &Spec, have: &Spec) -> Result<()> {
-    let (
-        Spec::KmsKey {
-            description: want_desc,
-            rotation_enabled: want_rot,
-            pending_deletion: want_pending,
-        },
-        Spec::KmsKey {
-            description: have_desc,
-            rotation_enabled: have_rot,
-            pending_deletion: have_pending,
-        },
-    ) = (want, have)
-    else {
-        return Ok(());
-    };
-    if *have_pending && !*want_pending {
+async fn reconcile(sim: &SimCloud, id: &str, want: &KmsKeySpec, have: &KmsKeySpec) -> Result<()> {
+    if have.pending_deletion && !want.pending_deletion {
         sim.call("kms", "CancelKeyDeletion", |w, _| {
-            let record = key(w, "CancelKeyDeletion", id)?;
-            record.phase = Phase::Available;
-            set(record, |_, _, pending| *pending = false);
+            let key = key(w, "CancelKeyDeletion", id)?;
+            *key.phase = Phase::Available;
+            key.spec.pending_deletion = false;
             Ok(())
         })
         .await?;
@@ -71,68 +64,61 @@ async fn reconcile(sim: &SimCloud, id: &str, want: &Spec, have: &Spec) -> Result
         })
         .await?;
     }
-    if want_desc != have_desc {
+    if want.description != have.description {
         let op = "UpdateKeyDescription";
         sim.call("kms", op, |w, _| {
-            usable(w, op, id).map(|r| set(r, |d, _, _| d.clone_from(want_desc)))
+            usable(w, op, id).map(|key| key.spec.description.clone_from(&want.description))
         })
         .await?;
     }
-    if want_rot != have_rot {
-        let op = if *want_rot {
+    if want.rotation_enabled != have.rotation_enabled {
+        let op = if want.rotation_enabled {
             "EnableKeyRotation"
         } else {
             "DisableKeyRotation"
         };
         sim.call("kms", op, |w, _| {
-            usable(w, op, id).map(|r| set(r, |_, rot, _| *rot = *want_rot))
+            usable(w, op, id).map(|key| key.spec.rotation_enabled = want.rotation_enabled)
         })
         .await?;
     }
     Ok(())
 }
 
-fn key<'a>(w: &'a mut World, op: &str, id: &str) -> Result<&'a mut super::world::Record> {
-    w.get_mut(Kind::KmsKey, id).ok_or_else(|| {
+/// A key's record, its parts borrowed.
+struct Key<'a> {
+    phase: &'a mut Phase,
+    spec: &'a mut KmsKeySpec,
+    arn: &'a str,
+}
+
+fn key<'a>(w: &'a mut World, op: &str, id: &str) -> Result<Key<'a>> {
+    let missing = || {
         not_found(
             op,
             "NotFoundException",
             format!("Key '{id}' does not exist"),
         )
+    };
+    let record = w.get_mut(Kind::KmsKey, id).ok_or_else(missing)?;
+    Ok(Key {
+        spec: KmsKeySpec::of_mut(&mut record.spec).ok_or_else(missing)?,
+        phase: &mut record.phase,
+        arn: record.arn.as_deref().unwrap_or_default(),
     })
 }
 
 /// The key, refused while it is pending deletion (as AWS does).
-fn usable<'a>(w: &'a mut World, op: &str, id: &str) -> Result<&'a mut super::world::Record> {
-    let record = key(w, op, id)?;
-    if matches!(
-        record.spec,
-        Spec::KmsKey {
-            pending_deletion: true,
-            ..
-        }
-    ) {
+fn usable<'a>(w: &'a mut World, op: &str, id: &str) -> Result<Key<'a>> {
+    let key = key(w, op, id)?;
+    if key.spec.pending_deletion {
         return Err(terminal(
             op,
             "KMSInvalidStateException",
-            format!(
-                "{} is pending deletion.",
-                record.arn.clone().unwrap_or_default()
-            ),
+            format!("{} is pending deletion.", key.arn),
         ));
     }
-    Ok(record)
-}
-
-fn set(record: &mut super::world::Record, f: impl FnOnce(&mut String, &mut bool, &mut bool)) {
-    if let Spec::KmsKey {
-        description,
-        rotation_enabled,
-        pending_deletion,
-    } = &mut record.spec
-    {
-        f(description, rotation_enabled, pending_deletion);
-    }
+    Ok(key)
 }
 
 pub(crate) async fn delete(sim: &SimCloud, id: &str) -> Result<()> {
@@ -140,9 +126,9 @@ pub(crate) async fn delete(sim: &SimCloud, id: &str) -> Result<()> {
     let result = sim
         .call("kms", op, |w, now| {
             let gone_at = now + w.scaled(WEEK_SECONDS);
-            let record = usable(w, op, id)?;
-            record.phase = Phase::Deleting(gone_at);
-            set(record, |_, _, pending| *pending = true);
+            let key = usable(w, op, id)?;
+            *key.phase = Phase::Deleting(gone_at);
+            key.spec.pending_deletion = true;
             Ok(())
         })
         .await;
@@ -156,7 +142,7 @@ pub(crate) async fn delete(sim: &SimCloud, id: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::super::testkit::*;
-    use crate::cloud::{Kind, Provider, Spec, State};
+    use crate::cloud::{Kind, KmsKeySpec, Provider, Spec, State};
 
     #[tokio::test]
     async fn key_has_uuid_id_and_arn_and_create_is_not_idempotent() {
@@ -191,10 +177,10 @@ mod tests {
         assert_eq!(seen.state, State::Deleting);
         assert!(matches!(
             seen.spec,
-            Spec::KmsKey {
+            Spec::KmsKey(KmsKeySpec {
                 pending_deletion: true,
                 ..
-            }
+            })
         ));
         assert!(
             sim.owned(&owner()).await.unwrap().is_empty(),

@@ -4,21 +4,22 @@
 //! AWS accepts.
 
 use super::SimCloud;
-use super::api::{Result, immutable, not_found, ok_if_missing, sync_tags, terminal};
+use super::api::{Result, not_found, ok_if_missing, sync_tags, terminal};
 use super::world::{ACCOUNT, World};
-use crate::cloud::{Desired, Kind, Observed, Spec};
+use crate::cloud::{Desired, Kind, KmsKeySpec, LogGroupSpec, Observed};
 
 const RETENTION_DAYS: [i32; 22] = [
     1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
     3288, 3653,
 ];
 
-pub(crate) async fn create(sim: &SimCloud, d: &Desired) -> Result<Observed> {
-    let Spec::LogGroup {
+pub(crate) async fn create(sim: &SimCloud, d: &Desired, spec: &LogGroupSpec) -> Result<Observed> {
+    let LogGroupSpec {
         name, kms_key_arn, ..
-    } = &d.spec
-    else {
-        unreachable!("dispatched by kind")
+    } = spec;
+    let created = LogGroupSpec {
+        retention_days: 0,
+        ..spec.clone()
     };
     sim.call("logs", "CreateLogGroup", |w, now| {
         let op = "CreateLogGroup";
@@ -37,12 +38,13 @@ pub(crate) async fn create(sim: &SimCloud, d: &Desired) -> Result<Observed> {
             ));
         }
         check_key(w, op, kms_key_arn)?;
-        let spec = Spec::LogGroup {
-            name: name.clone(),
-            retention_days: 0,
-            kms_key_arn: kms_key_arn.clone(),
-        };
-        w.insert(Kind::LogGroup, name, spec, d.tags.clone(), now);
+        w.insert(
+            Kind::LogGroup,
+            name,
+            created.clone().into(),
+            d.tags.clone(),
+            now,
+        );
         let arn = format!("arn:aws:logs:{}:{ACCOUNT}:log-group:{name}", w.region);
         if let Some(r) = w.get_mut(Kind::LogGroup, name) {
             r.arn = Some(arn);
@@ -50,24 +52,15 @@ pub(crate) async fn create(sim: &SimCloud, d: &Desired) -> Result<Observed> {
         Ok(())
     })
     .await?;
-    let created = sim.snapshot(Kind::LogGroup, name)?;
-    reconcile(sim, name, &d.spec, &created.spec).await?;
+    reconcile(sim, name, spec, &created).await?;
     sim.snapshot(Kind::LogGroup, name)
 }
 
 /// An empty ARN, or a key that exists and is not pending deletion.
 fn check_key(w: &World, op: &str, arn: &str) -> Result<()> {
     let usable = arn.is_empty()
-        || w.of_kind(Kind::KmsKey).any(|r| {
-            r.arn.as_deref() == Some(arn)
-                && matches!(
-                    r.spec,
-                    Spec::KmsKey {
-                        pending_deletion: false,
-                        ..
-                    }
-                )
-        });
+        || w.specs::<KmsKeySpec>()
+            .any(|(r, key)| r.arn.as_deref() == Some(arn) && !key.pending_deletion);
     if usable {
         Ok(())
     } else {
@@ -79,80 +72,68 @@ fn check_key(w: &World, op: &str, arn: &str) -> Result<()> {
     }
 }
 
-pub(crate) async fn update(sim: &SimCloud, d: &Desired, o: &Observed) -> Result<Observed> {
-    if let (Spec::LogGroup { name: want, .. }, Spec::LogGroup { name: have, .. }) =
-        (&d.spec, &o.spec)
-        && want != have
-    {
-        return Err(immutable("CreateLogGroup", "name", have, want));
-    }
-    reconcile(sim, &o.id, &d.spec, &o.spec).await?;
+pub(crate) async fn update(
+    sim: &SimCloud,
+    d: &Desired,
+    o: &Observed,
+    want: &LogGroupSpec,
+    have: &LogGroupSpec,
+) -> Result<Observed> {
+    d.spec.check_immutable("CreateLogGroup", &o.spec)?;
+    reconcile(sim, &o.id, want, have).await?;
     sync_tags(sim, Kind::LogGroup, &o.id, &d.tags, &o.tags).await?;
     sim.snapshot(Kind::LogGroup, &o.id)
 }
 
-async fn reconcile(sim: &SimCloud, name: &str, want: &Spec, have: &Spec) -> Result<()> {
-    let (
-        Spec::LogGroup {
-            retention_days: want_days,
-            kms_key_arn: want_key,
-            ..
-        },
-        Spec::LogGroup {
-            retention_days: have_days,
-            kms_key_arn: have_key,
-            ..
-        },
-    ) = (want, have)
-    else {
-        return Ok(());
-    };
-    if want_days != have_days {
-        let op = if *want_days == 0 {
+async fn reconcile(
+    sim: &SimCloud,
+    name: &str,
+    want: &LogGroupSpec,
+    have: &LogGroupSpec,
+) -> Result<()> {
+    if want.retention_days != have.retention_days {
+        let days = want.retention_days;
+        let op = if days == 0 {
             "DeleteRetentionPolicy"
         } else {
             "PutRetentionPolicy"
         };
         sim.call("logs", op, |w, _| {
-            if *want_days != 0 && !RETENTION_DAYS.contains(want_days) {
+            if days != 0 && !RETENTION_DAYS.contains(&days) {
                 return Err(terminal(
                     op,
                     "InvalidParameterException",
-                    format!("{want_days} is not a valid retention in days"),
+                    format!("{days} is not a valid retention in days"),
                 ));
             }
-            group(w, op, name).map(|(days, _)| *days = *want_days)
+            group(w, op, name).map(|group| group.retention_days = days)
         })
         .await?;
     }
-    if want_key != have_key {
-        let op = if want_key.is_empty() {
+    if want.kms_key_arn != have.kms_key_arn {
+        let key = &want.kms_key_arn;
+        let op = if key.is_empty() {
             "DisassociateKmsKey"
         } else {
             "AssociateKmsKey"
         };
         sim.call("logs", op, |w, _| {
-            check_key(w, op, want_key)?;
-            group(w, op, name).map(|(_, key)| key.clone_from(want_key))
+            check_key(w, op, key)?;
+            group(w, op, name).map(|group| group.kms_key_arn.clone_from(key))
         })
         .await?;
     }
     Ok(())
 }
 
-fn group<'a>(w: &'a mut World, op: &str, name: &str) -> Result<(&'a mut i32, &'a mut String)> {
-    match w.get_mut(Kind::LogGroup, name).map(|r| &mut r.spec) {
-        Some(Spec::LogGroup {
-            retention_days,
-            kms_key_arn,
-            ..
-        }) => Ok((retention_days, kms_key_arn)),
-        _ => Err(not_found(
+fn group<'a>(w: &'a mut World, op: &str, name: &str) -> Result<&'a mut LogGroupSpec> {
+    w.spec_mut::<LogGroupSpec>(name).ok_or_else(|| {
+        not_found(
             op,
             "ResourceNotFoundException",
             "The specified log group does not exist.",
-        )),
-    }
+        )
+    })
 }
 
 pub(crate) async fn delete(sim: &SimCloud, name: &str) -> Result<()> {

@@ -6,8 +6,11 @@
 //!
 //! Time: every latency and timed state is the real AWS figure times
 //! [`SimConfig::time_scale`]; the consistency window is real time. One file per kind (or
-//! family) holds its create/update/delete; `observe.rs` the batched Describe* and the tag
-//! search, `console.rs` the out-of-band edits a console user makes.
+//! family) holds its create/update/delete, each taking its kind's spec struct;
+//! `observe.rs` the batched Describe* and the tag search, `console.rs` the out-of-band
+//! edits a console user makes. What the kinds share comes from the kind registry: the
+//! describe call, the tag call, and the resource each lives in (its VPC, its subnet),
+//! which the dependency rules follow.
 
 mod api;
 mod cidr;
@@ -37,7 +40,10 @@ mod tests;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::{CallCounts, CloudError, Desired, Kind, Lookup, Observed, Owner, Provider};
+use super::{
+    CallCounts, CloudError, Desired, ElasticIpSpec, FlowLogSpec, Kind, Lookup, NatGatewaySpec,
+    Observed, Owner, Provider, Spec, observed_as,
+};
 use api::terminal;
 use world::World;
 
@@ -157,52 +163,56 @@ impl Provider for SimCloud {
         observe::observe(self, kind, owner, lookups).await
     }
 
-    async fn create(&self, desired: &Desired) -> Result<Observed, CloudError> {
-        match desired.spec.kind() {
-            Kind::KmsKey => kms::create(self, desired).await,
-            Kind::LogGroup => logs::create(self, desired).await,
-            Kind::IamRole => iam::create(self, desired).await,
-            Kind::Vpc => vpc::create(self, desired).await,
-            Kind::DefaultSecurityGroup => default_sg::create(self, desired).await,
-            Kind::Subnet => subnet::create(self, desired).await,
-            Kind::InternetGateway => igw::create(self, desired).await,
-            Kind::ElasticIp => eip::create(self, desired).await,
-            Kind::NatGateway => nat::create(self, desired).await,
-            Kind::RouteTable => route_table::create(self, desired).await,
-            Kind::SecurityGroup => security_group::create(self, desired).await,
-            Kind::Instance => instance::create(self, desired).await,
-            Kind::FlowLog => flow_log::create(self, desired).await,
+    async fn create(&self, d: &Desired) -> Result<Observed, CloudError> {
+        match &d.spec {
+            Spec::KmsKey(spec) => kms::create(self, d, spec).await,
+            Spec::LogGroup(spec) => logs::create(self, d, spec).await,
+            Spec::IamRole(spec) => iam::create(self, d, spec).await,
+            Spec::Vpc(spec) => vpc::create(self, d, spec).await,
+            Spec::DefaultSecurityGroup(spec) => default_sg::create(self, d, spec).await,
+            Spec::Subnet(spec) => subnet::create(self, d, spec).await,
+            Spec::InternetGateway(spec) => igw::create(self, d, spec).await,
+            Spec::ElasticIp(_) => eip::create(self, d).await,
+            Spec::NatGateway(spec) => nat::create(self, d, spec).await,
+            Spec::RouteTable(spec) => route_table::create(self, d, spec).await,
+            Spec::SecurityGroup(spec) => security_group::create(self, d, spec).await,
+            Spec::Instance(spec) => instance::create(self, d, spec).await,
+            Spec::FlowLog(spec) => flow_log::create(self, d, spec).await,
         }
     }
 
-    async fn update(&self, desired: &Desired, observed: &Observed) -> Result<Observed, CloudError> {
-        let kind = desired.spec.kind();
-        if observed.spec.kind() != kind {
-            return Err(terminal(
-                "Update",
-                "InvalidParameterValue",
-                format!(
-                    "{} is a {}, not a {}",
-                    observed.id,
-                    observed.spec.kind().type_name(),
-                    kind.type_name()
-                ),
-            ));
-        }
-        match kind {
-            Kind::KmsKey => kms::update(self, desired, observed).await,
-            Kind::LogGroup => logs::update(self, desired, observed).await,
-            Kind::IamRole => iam::update(self, desired, observed).await,
-            Kind::Vpc => vpc::update(self, desired, observed).await,
-            Kind::DefaultSecurityGroup => default_sg::update(self, desired, observed).await,
-            Kind::Subnet => subnet::update(self, desired, observed).await,
-            Kind::InternetGateway => igw::update(self, desired, observed).await,
-            Kind::ElasticIp => eip::update(self, desired, observed).await,
-            Kind::NatGateway => nat::update(self, desired, observed).await,
-            Kind::RouteTable => route_table::update(self, desired, observed).await,
-            Kind::SecurityGroup => security_group::update(self, desired, observed).await,
-            Kind::Instance => instance::update(self, desired, observed).await,
-            Kind::FlowLog => flow_log::update(self, desired, observed).await,
+    /// Each kind's update gets the desired and the observed spec of its kind (another
+    /// kind is refused).
+    async fn update(&self, d: &Desired, o: &Observed) -> Result<Observed, CloudError> {
+        match &d.spec {
+            Spec::KmsKey(want) => kms::update(self, d, o, want, observed_as(d, o)?).await,
+            Spec::LogGroup(want) => logs::update(self, d, o, want, observed_as(d, o)?).await,
+            Spec::IamRole(want) => iam::update(self, d, o, want, observed_as(d, o)?).await,
+            Spec::Vpc(want) => vpc::update(self, d, o, want, observed_as(d, o)?).await,
+            Spec::DefaultSecurityGroup(want) => {
+                default_sg::update(self, d, o, want, observed_as(d, o)?).await
+            }
+            Spec::Subnet(want) => subnet::update(self, d, o, want, observed_as(d, o)?).await,
+            Spec::InternetGateway(want) => igw::update(self, d, o, want, observed_as(d, o)?).await,
+            Spec::ElasticIp(_) => {
+                observed_as::<ElasticIpSpec>(d, o)?;
+                eip::update(self, d, o).await
+            }
+            Spec::NatGateway(_) => {
+                observed_as::<NatGatewaySpec>(d, o)?;
+                nat::update(self, d, o).await
+            }
+            Spec::RouteTable(want) => {
+                route_table::update(self, d, o, want, observed_as(d, o)?).await
+            }
+            Spec::SecurityGroup(want) => {
+                security_group::update(self, d, o, want, observed_as(d, o)?).await
+            }
+            Spec::Instance(want) => instance::update(self, d, o, want, observed_as(d, o)?).await,
+            Spec::FlowLog(_) => {
+                observed_as::<FlowLogSpec>(d, o)?;
+                flow_log::update(self, d, o).await
+            }
         }
     }
 
@@ -212,6 +222,7 @@ impl Provider for SimCloud {
             Kind::LogGroup => logs::delete(self, id).await,
             Kind::IamRole => iam::delete(self, id).await,
             Kind::Vpc => vpc::delete(self, id).await,
+            // `DeleteMode::WithParent`: it goes with its VPC.
             Kind::DefaultSecurityGroup => Ok(()),
             Kind::Subnet => subnet::delete(self, id).await,
             Kind::InternetGateway => igw::delete(self, id).await,

@@ -3,33 +3,34 @@
 //! subnet are held until then). All durations × `time_scale`.
 
 use super::SimCloud;
-use super::api::{Result, dependency, immutable, not_found, ok_if_missing, sync_tags, terminal};
+use super::api::{Result, dependency, not_found, ok_if_missing, sync_tags, terminal};
 use super::world::Phase;
-use crate::cloud::{Desired, Kind, Observed, Spec};
+use crate::cloud::{
+    Desired, InternetGatewaySpec, Kind, NatGatewaySpec, Observed, Spec, SubnetSpec,
+};
 
-pub(crate) async fn create(sim: &SimCloud, d: &Desired) -> Result<Observed> {
-    let Spec::NatGateway {
+pub(crate) async fn create(sim: &SimCloud, d: &Desired, spec: &NatGatewaySpec) -> Result<Observed> {
+    let NatGatewaySpec {
         subnet_id,
         allocation_id,
-    } = &d.spec
-    else {
-        unreachable!("dispatched by kind")
-    };
+    } = spec;
     let id = sim
         .call("ec2", "CreateNatGateway", |w, now| {
             let op = "CreateNatGateway";
             if let Some(existing) = w.by_token(Kind::NatGateway, &d.client_token) {
-                return same_request(op, existing.token.as_ref(), &d.spec).map(|_| existing.id.clone());
+                return same_request(op, existing.token.as_ref(), &d.spec)
+                    .map(|_| existing.id.clone());
             }
-            let Some(vpc) = w.get(Kind::Subnet, subnet_id).and_then(|r| r.vpc_id()).map(str::to_string) else {
+            let Some(vpc) = w.spec::<SubnetSpec>(subnet_id).map(|s| s.vpc_id.clone()) else {
                 return Err(not_found(
                     op,
                     "InvalidSubnetID.NotFound",
                     format!("The subnet ID '{subnet_id}' does not exist"),
                 ));
             };
-            let Some(ip) =
-                w.get(Kind::ElasticIp, allocation_id).map(|r| r.attributes.get("publicIp").cloned().unwrap_or_default())
+            let Some(ip) = w
+                .get(Kind::ElasticIp, allocation_id)
+                .map(|r| r.attributes.get("publicIp").cloned().unwrap_or_default())
             else {
                 return Err(not_found(
                     op,
@@ -38,19 +39,25 @@ pub(crate) async fn create(sim: &SimCloud, d: &Desired) -> Result<Observed> {
                 ));
             };
             let holder = w
-                .of_kind(Kind::NatGateway)
-                .find(|r| matches!(&r.spec, Spec::NatGateway { allocation_id: a, .. } if a == allocation_id));
+                .specs::<NatGatewaySpec>()
+                .find(|(_, nat)| nat.allocation_id == *allocation_id)
+                .map(|(r, _)| r);
             if let Some(holder) = holder {
-                let message = format!("Elastic IP address {allocation_id} is already associated with {}", holder.id);
+                let message = format!(
+                    "Elastic IP address {allocation_id} is already associated with {}",
+                    holder.id
+                );
                 return Err(match holder.phase {
                     // Freed when that NAT gateway is gone: worth retrying.
-                    Phase::Deleting(_) => dependency(op, format!("Resource.AlreadyAssociated: {message}")),
+                    Phase::Deleting(_) => {
+                        dependency(op, format!("Resource.AlreadyAssociated: {message}"))
+                    }
                     _ => terminal(op, "Resource.AlreadyAssociated", message),
                 });
             }
             let igw = w
-                .of_kind(Kind::InternetGateway)
-                .any(|r| matches!(&r.spec, Spec::InternetGateway { vpc_id } if *vpc_id == vpc));
+                .specs::<InternetGatewaySpec>()
+                .any(|(_, igw)| igw.vpc_id == vpc);
             if !igw {
                 return Err(dependency(
                     op,
@@ -84,24 +91,9 @@ pub(crate) fn same_request(op: &str, token: Option<&(String, Spec)>, spec: &Spec
     }
 }
 
+/// Nothing of a NAT gateway changes in place but its tags.
 pub(crate) async fn update(sim: &SimCloud, d: &Desired, o: &Observed) -> Result<Observed> {
-    if let (
-        Spec::NatGateway {
-            subnet_id: s1,
-            allocation_id: a1,
-        },
-        Spec::NatGateway {
-            subnet_id: s0,
-            allocation_id: a0,
-        },
-    ) = (&d.spec, &o.spec)
-    {
-        for (field, want, have) in [("subnetId", s1, s0), ("allocationId", a1, a0)] {
-            if want != have {
-                return Err(immutable("CreateNatGateway", field, have, want));
-            }
-        }
-    }
+    d.spec.check_immutable("CreateNatGateway", &o.spec)?;
     sync_tags(sim, Kind::NatGateway, &o.id, &d.tags, &o.tags).await?;
     sim.snapshot(Kind::NatGateway, &o.id)
 }
@@ -240,7 +232,12 @@ mod tests {
         let sim = sim();
         let vpc = make(&sim, "vpc", vpc_spec()).await;
         let subnet = make(&sim, "s", subnet_spec(&vpc.id, "10.0.0.0/24", "us-east-1a")).await;
-        let eip = make(&sim, "eip", crate::cloud::Spec::ElasticIp {}).await;
+        let eip = make(
+            &sim,
+            "eip",
+            crate::cloud::Spec::ElasticIp(crate::cloud::ElasticIpSpec {}),
+        )
+        .await;
         let err = sim
             .create(&desired("nat", nat_spec(&subnet.id, &eip.id)))
             .await

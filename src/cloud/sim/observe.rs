@@ -6,25 +6,7 @@ use std::time::Instant;
 use super::SimCloud;
 use super::api::Result;
 use super::world::{Record, World};
-use crate::cloud::{Kind, Lookup, Observed, Owner, Spec};
-
-/// The one AWS call observe makes for a kind.
-pub(crate) fn describe_operation(kind: Kind) -> &'static str {
-    match kind {
-        Kind::KmsKey => "DescribeKey",
-        Kind::LogGroup => "DescribeLogGroups",
-        Kind::IamRole => "GetRole",
-        Kind::Vpc => "DescribeVpcs",
-        Kind::DefaultSecurityGroup | Kind::SecurityGroup => "DescribeSecurityGroups",
-        Kind::Subnet => "DescribeSubnets",
-        Kind::InternetGateway => "DescribeInternetGateways",
-        Kind::ElasticIp => "DescribeAddresses",
-        Kind::NatGateway => "DescribeNatGateways",
-        Kind::RouteTable => "DescribeRouteTables",
-        Kind::Instance => "DescribeInstances",
-        Kind::FlowLog => "DescribeFlowLogs",
-    }
-}
+use crate::cloud::{Idempotency, Kind, KindSpec, KmsKeySpec, Lookup, Observed, Owner};
 
 pub(crate) async fn observe(
     sim: &SimCloud,
@@ -33,7 +15,7 @@ pub(crate) async fn observe(
     lookups: &[Lookup],
 ) -> Result<Vec<Option<Observed>>> {
     let owner = owner.to_string();
-    sim.call(kind.service(), describe_operation(kind), |w, now| {
+    sim.call(kind.service(), kind.info().describe, |w, now| {
         Ok(lookups
             .iter()
             .map(|lookup| find(w, kind, &owner, lookup, now).map(Record::observed))
@@ -42,8 +24,9 @@ pub(crate) async fn observe(
     .await
 }
 
-/// By recorded id; else (default SG) by the desired VPC; else the oldest resource tagged
-/// with the owner and the lookup's node.
+/// By recorded id; else, for a kind AWS creates itself (`Idempotency::Adopted`: the
+/// default security group), by the desired parent (its VPC); else the oldest resource
+/// tagged with the owner and the lookup's node.
 fn find<'a>(
     w: &'a World,
     kind: Kind,
@@ -60,13 +43,14 @@ fn find<'a>(
     {
         return Some(found);
     }
-    if let (Kind::DefaultSecurityGroup, Some(Spec::DefaultSecurityGroup { vpc_id, .. })) =
-        (kind, &lookup.desired)
+    if kind.info().idempotency == Idempotency::Adopted
+        && let Some(parent) = kind.info().parent
+        && let Some(want) = lookup.desired.as_ref().and_then(|d| d.field(parent.field))
     {
         return w
             .of_kind(kind)
             .filter(seen)
-            .find(|r| r.vpc_id() == Some(vpc_id.as_str()));
+            .find(|r| r.parent().is_some_and(|(_, id)| id == want));
     }
     w.of_kind(kind)
         .filter(seen)
@@ -82,15 +66,7 @@ pub(crate) async fn owned(sim: &SimCloud, owner: &Owner) -> Result<Vec<crate::cl
         let mut found: Vec<&Record> = w
             .all()
             .filter(|r| r.owned_by(&owner) && w.visible(r, now))
-            .filter(|r| {
-                !matches!(
-                    r.spec,
-                    Spec::KmsKey {
-                        pending_deletion: true,
-                        ..
-                    }
-                )
-            })
+            .filter(|r| KmsKeySpec::of(&r.spec).is_none_or(|key| !key.pending_deletion))
             .collect();
         found.sort_by_key(|r| r.seq);
         Ok(found

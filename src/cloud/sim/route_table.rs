@@ -6,16 +6,16 @@
 use std::collections::BTreeMap;
 
 use super::SimCloud;
-use super::api::{Result, dependency, immutable, not_found, ok_if_missing, sync_tags, terminal};
+use super::api::{Result, dependency, missing, not_found, ok_if_missing, sync_tags, terminal};
 use super::cidr::Cidr;
 use super::nat::same_request;
 use super::world::World;
-use crate::cloud::{Desired, Kind, Observed, Route, Spec};
+use crate::cloud::{
+    Desired, InternetGatewaySpec, Kind, Observed, Route, RouteTableSpec, SubnetSpec,
+};
 
-pub(crate) async fn create(sim: &SimCloud, d: &Desired) -> Result<Observed> {
-    let Spec::RouteTable { vpc_id, .. } = &d.spec else {
-        unreachable!("dispatched by kind")
-    };
+pub(crate) async fn create(sim: &SimCloud, d: &Desired, spec: &RouteTableSpec) -> Result<Observed> {
+    let vpc_id = &spec.vpc_id;
     let id = sim
         .call("ec2", "CreateRouteTable", |w, now| {
             let op = "CreateRouteTable";
@@ -31,51 +31,47 @@ pub(crate) async fn create(sim: &SimCloud, d: &Desired) -> Result<Observed> {
                 ));
             }
             let id = w.new_id("rtb-");
-            let spec = Spec::RouteTable {
+            let empty = RouteTableSpec {
                 vpc_id: vpc_id.clone(),
                 routes: vec![],
                 subnet_ids: vec![],
             };
-            w.insert(Kind::RouteTable, &id, spec, d.tags.clone(), now);
+            w.insert(Kind::RouteTable, &id, empty.into(), d.tags.clone(), now);
             if let Some(r) = w.get_mut(Kind::RouteTable, &id) {
                 r.token = Some((d.client_token.clone(), d.spec.clone()));
             }
             Ok(id)
         })
         .await?;
-    let created = sim.snapshot(Kind::RouteTable, &id)?;
-    reconcile(sim, &id, &d.spec, &created.spec).await?;
+    // A replayed client token returns the existing table, possibly already reconciled.
+    let created = sim
+        .world()
+        .spec::<RouteTableSpec>(&id)
+        .cloned()
+        .ok_or_else(|| missing(Kind::RouteTable, &id))?;
+    reconcile(sim, &id, spec, &created).await?;
     sim.snapshot(Kind::RouteTable, &id)
 }
 
-pub(crate) async fn update(sim: &SimCloud, d: &Desired, o: &Observed) -> Result<Observed> {
-    if let (Spec::RouteTable { vpc_id: want, .. }, Spec::RouteTable { vpc_id: have, .. }) =
-        (&d.spec, &o.spec)
-        && want != have
-    {
-        return Err(immutable("CreateRouteTable", "vpcId", have, want));
-    }
-    reconcile(sim, &o.id, &d.spec, &o.spec).await?;
+pub(crate) async fn update(
+    sim: &SimCloud,
+    d: &Desired,
+    o: &Observed,
+    want: &RouteTableSpec,
+    have: &RouteTableSpec,
+) -> Result<Observed> {
+    d.spec.check_immutable("CreateRouteTable", &o.spec)?;
+    reconcile(sim, &o.id, want, have).await?;
     sync_tags(sim, Kind::RouteTable, &o.id, &d.tags, &o.tags).await?;
     sim.snapshot(Kind::RouteTable, &o.id)
 }
 
-async fn reconcile(sim: &SimCloud, id: &str, want: &Spec, have: &Spec) -> Result<()> {
-    let (
-        Spec::RouteTable {
-            routes: want_routes,
-            subnet_ids: want_subnets,
-            ..
-        },
-        Spec::RouteTable {
-            routes: have_routes,
-            subnet_ids: have_subnets,
-            ..
-        },
-    ) = (want, have)
-    else {
-        return Ok(());
-    };
+async fn reconcile(
+    sim: &SimCloud,
+    id: &str,
+    want: &RouteTableSpec,
+    have: &RouteTableSpec,
+) -> Result<()> {
     let by_dest = |routes: &[Route]| -> BTreeMap<String, String> {
         routes
             .iter()
@@ -83,7 +79,7 @@ async fn reconcile(sim: &SimCloud, id: &str, want: &Spec, have: &Spec) -> Result
             .map(|r| (r.destination.clone(), r.target.clone()))
             .collect()
     };
-    let (want_routes, have_routes) = (by_dest(want_routes), by_dest(have_routes));
+    let (want_routes, have_routes) = (by_dest(&want.routes), by_dest(&have.routes));
     for (dest, target) in &want_routes {
         let op = match have_routes.get(dest) {
             None => "CreateRoute",
@@ -99,11 +95,12 @@ async fn reconcile(sim: &SimCloud, id: &str, want: &Spec, have: &Spec) -> Result
         })
         .await?;
     }
+    let (want_subnets, have_subnets) = (&want.subnet_ids, &have.subnet_ids);
     for subnet in want_subnets.iter().filter(|s| !have_subnets.contains(s)) {
         let elsewhere = sim
             .world()
-            .of_kind(Kind::RouteTable)
-            .any(|r| r.id != id && associated(&r.spec, subnet));
+            .specs::<RouteTableSpec>()
+            .any(|(r, table)| r.id != id && table.subnet_ids.contains(subnet));
         let op = if elsewhere {
             "ReplaceRouteTableAssociation"
         } else {
@@ -121,27 +118,14 @@ async fn reconcile(sim: &SimCloud, id: &str, want: &Spec, have: &Spec) -> Result
     Ok(())
 }
 
-fn associated(spec: &Spec, subnet: &str) -> bool {
-    matches!(spec, Spec::RouteTable { subnet_ids, .. } if subnet_ids.iter().any(|s| s == subnet))
-}
-
-fn table<'a>(
-    w: &'a mut World,
-    op: &str,
-    id: &str,
-) -> Result<(&'a mut String, &'a mut Vec<Route>, &'a mut Vec<String>)> {
-    match w.get_mut(Kind::RouteTable, id).map(|r| &mut r.spec) {
-        Some(Spec::RouteTable {
-            vpc_id,
-            routes,
-            subnet_ids,
-        }) => Ok((vpc_id, routes, subnet_ids)),
-        _ => Err(not_found(
+fn table<'a>(w: &'a mut World, op: &str, id: &str) -> Result<&'a mut RouteTableSpec> {
+    w.spec_mut::<RouteTableSpec>(id).ok_or_else(|| {
+        not_found(
             op,
             "InvalidRouteTableID.NotFound",
             format!("The routeTable ID '{id}' does not exist"),
-        )),
-    }
+        )
+    })
 }
 
 /// The route's target must exist; an internet gateway must be attached to the table's VPC.
@@ -156,8 +140,8 @@ fn check_target(w: &World, op: &str, vpc: &str, table: &str, target: &str) -> Re
             )),
         };
     }
-    match w.get(Kind::InternetGateway, target).map(|r| &r.spec) {
-        Some(Spec::InternetGateway { vpc_id }) if vpc_id == vpc => Ok(()),
+    match w.spec::<InternetGatewaySpec>(target) {
+        Some(igw) if igw.vpc_id == vpc => Ok(()),
         Some(_) => Err(terminal(
             op,
             "InvalidParameterValue",
@@ -175,7 +159,7 @@ fn check_target(w: &World, op: &str, vpc: &str, table: &str, target: &str) -> Re
 
 /// Create (`target` set, destination new), replace (set, present) or delete (None).
 fn set_route(w: &mut World, op: &str, id: &str, dest: &str, target: Option<&String>) -> Result<()> {
-    let vpc = table(w, op, id)?.0.clone();
+    let vpc = table(w, op, id)?.vpc_id.clone();
     if let Some(target) = target {
         if !dest.contains(':') && Cidr::parse(dest).is_none() {
             return Err(terminal(
@@ -186,7 +170,7 @@ fn set_route(w: &mut World, op: &str, id: &str, dest: &str, target: Option<&Stri
         }
         check_target(w, op, &vpc, id, target)?;
     }
-    let (_, routes, _) = table(w, op, id)?;
+    let routes = &mut table(w, op, id)?.routes;
     let present = routes.iter().position(|r| r.destination == dest);
     match (op, present, target) {
         ("CreateRoute", Some(_), _) => {
@@ -217,8 +201,8 @@ fn set_route(w: &mut World, op: &str, id: &str, dest: &str, target: Option<&Stri
 }
 
 fn associate(w: &mut World, op: &str, id: &str, subnet: &str) -> Result<()> {
-    let vpc = table(w, op, id)?.0.clone();
-    match w.get(Kind::Subnet, subnet).and_then(|r| r.vpc_id()) {
+    let vpc = table(w, op, id)?.vpc_id.clone();
+    match w.spec::<SubnetSpec>(subnet).map(|s| &s.vpc_id) {
         None => {
             return Err(not_found(
                 op,
@@ -226,7 +210,7 @@ fn associate(w: &mut World, op: &str, id: &str, subnet: &str) -> Result<()> {
                 format!("The subnet ID '{subnet}' does not exist"),
             ));
         }
-        Some(v) if v != vpc => {
+        Some(v) if *v != vpc => {
             return Err(terminal(
                 op,
                 "InvalidParameterValue",
@@ -236,7 +220,7 @@ fn associate(w: &mut World, op: &str, id: &str, subnet: &str) -> Result<()> {
         Some(_) => {}
     }
     forget_subnet(w, subnet);
-    let (_, _, subnets) = table(w, op, id)?;
+    let subnets = &mut table(w, op, id)?.subnet_ids;
     subnets.push(subnet.to_string());
     subnets.sort();
     Ok(())
@@ -244,7 +228,7 @@ fn associate(w: &mut World, op: &str, id: &str, subnet: &str) -> Result<()> {
 
 fn disassociate(w: &mut World, id: &str, subnet: &str) -> Result<()> {
     let op = "DisassociateRouteTable";
-    let (_, _, subnets) = table(w, op, id)?;
+    let subnets = &mut table(w, op, id)?.subnet_ids;
     let before = subnets.len();
     subnets.retain(|s| s != subnet);
     if subnets.len() == before {
@@ -260,15 +244,13 @@ fn disassociate(w: &mut World, id: &str, subnet: &str) -> Result<()> {
 /// Drops every explicit association of `subnet` (the subnet is gone or moves tables).
 pub(crate) fn forget_subnet(w: &mut World, subnet: &str) {
     let tables: Vec<String> = w
-        .of_kind(Kind::RouteTable)
-        .filter(|r| associated(&r.spec, subnet))
-        .map(|r| r.id.clone())
+        .specs::<RouteTableSpec>()
+        .filter(|(_, table)| table.subnet_ids.iter().any(|s| s == subnet))
+        .map(|(r, _)| r.id.clone())
         .collect();
     for id in tables {
-        if let Some(Spec::RouteTable { subnet_ids, .. }) =
-            w.get_mut(Kind::RouteTable, &id).map(|r| &mut r.spec)
-        {
-            subnet_ids.retain(|s| s != subnet);
+        if let Some(table) = w.spec_mut::<RouteTableSpec>(&id) {
+            table.subnet_ids.retain(|s| s != subnet);
         }
     }
 }
@@ -278,14 +260,7 @@ pub(crate) async fn delete(sim: &SimCloud, id: &str) -> Result<()> {
         let op = "DescribeRouteTables";
         let subnets = sim
             .call("ec2", op, |w, _| {
-                match w.get(Kind::RouteTable, id).map(|r| &r.spec) {
-                    Some(Spec::RouteTable { subnet_ids, .. }) => Ok(subnet_ids.clone()),
-                    _ => Err(not_found(
-                        op,
-                        "InvalidRouteTableID.NotFound",
-                        format!("The routeTable ID '{id}' does not exist"),
-                    )),
-                }
+                table(w, op, id).map(|t| t.subnet_ids.clone())
             })
             .await?;
         for subnet in &subnets {
@@ -296,13 +271,15 @@ pub(crate) async fn delete(sim: &SimCloud, id: &str) -> Result<()> {
         }
         sim.call("ec2", "DeleteRouteTable", |w, _| {
             let op = "DeleteRouteTable";
-            let record = w.get(Kind::RouteTable, id).ok_or_else(|| {
-                not_found(op, "InvalidRouteTableID.NotFound", format!("The routeTable ID '{id}' does not exist"))
-            })?;
-            if record.attributes.contains_key("main")
-                || !matches!(&record.spec, Spec::RouteTable { subnet_ids, .. } if subnet_ids.is_empty())
-            {
-                return Err(dependency(op, format!("The routeTable '{id}' has dependencies and cannot be deleted.")));
+            let associated = !table(w, op, id)?.subnet_ids.is_empty();
+            let main = w
+                .get(Kind::RouteTable, id)
+                .is_some_and(|r| r.attributes.contains_key("main"));
+            if main || associated {
+                return Err(dependency(
+                    op,
+                    format!("The routeTable '{id}' has dependencies and cannot be deleted."),
+                ));
             }
             w.remove(id);
             Ok(())

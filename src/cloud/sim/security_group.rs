@@ -3,10 +3,13 @@
 //! authorizes/revokes toward the desired rules like an update does.
 
 use super::SimCloud;
-use super::api::{Result, dependency, immutable, not_found, ok_if_missing, sync_tags, terminal};
+use super::api::{Result, dependency, not_found, ok_if_missing, sync_tags, terminal};
 use super::cidr::Cidr;
 use super::world::World;
-use crate::cloud::{Desired, Kind, Observed, SgRule, Spec};
+use crate::cloud::{
+    DefaultSecurityGroupSpec, Desired, InstanceSpec, Kind, Observed, SecurityGroupSpec, SgRule,
+    Spec,
+};
 
 /// A rule allowing all traffic from/to `source`.
 pub(crate) fn all_traffic(source: &str) -> SgRule {
@@ -24,16 +27,17 @@ pub(crate) enum Direction {
     Egress,
 }
 
-pub(crate) async fn create(sim: &SimCloud, d: &Desired) -> Result<Observed> {
-    let Spec::SecurityGroup {
+pub(crate) async fn create(
+    sim: &SimCloud,
+    d: &Desired,
+    spec: &SecurityGroupSpec,
+) -> Result<Observed> {
+    let SecurityGroupSpec {
         vpc_id,
         name,
         description,
         ..
-    } = &d.spec
-    else {
-        unreachable!("dispatched by kind")
-    };
+    } = spec;
     let id = sim
         .call("ec2", "CreateSecurityGroup", |w, now| {
             let op = "CreateSecurityGroup";
@@ -45,8 +49,8 @@ pub(crate) async fn create(sim: &SimCloud, d: &Desired) -> Result<Observed> {
                 ));
             }
             let taken = w
-                .in_vpc(Kind::SecurityGroup, vpc_id)
-                .any(|r| matches!(&r.spec, Spec::SecurityGroup { name: n, .. } if n == name));
+                .specs::<SecurityGroupSpec>()
+                .any(|(_, group)| group.vpc_id == *vpc_id && group.name == *name);
             if taken || name == "default" {
                 return Err(terminal(
                     op,
@@ -55,73 +59,83 @@ pub(crate) async fn create(sim: &SimCloud, d: &Desired) -> Result<Observed> {
                 ));
             }
             let id = w.new_id("sg-");
-            let spec = Spec::SecurityGroup {
+            let created = SecurityGroupSpec {
                 vpc_id: vpc_id.clone(),
                 name: name.clone(),
                 description: description.clone(),
                 ingress: vec![],
                 egress: vec![all_traffic("0.0.0.0/0")],
             };
-            w.insert(Kind::SecurityGroup, &id, spec, d.tags.clone(), now);
+            w.insert(
+                Kind::SecurityGroup,
+                &id,
+                created.into(),
+                d.tags.clone(),
+                now,
+            );
             Ok(id)
         })
         .await?;
     let created = sim.snapshot(Kind::SecurityGroup, &id)?;
-    reconcile_rules(sim, Kind::SecurityGroup, &id, &d.spec, &created.spec).await?;
+    reconcile_rules(
+        sim,
+        Kind::SecurityGroup,
+        &id,
+        (&spec.ingress, &spec.egress),
+        rules(&created.spec),
+    )
+    .await?;
     sim.snapshot(Kind::SecurityGroup, &id)
 }
 
-pub(crate) async fn update(sim: &SimCloud, d: &Desired, o: &Observed) -> Result<Observed> {
-    if let (
-        Spec::SecurityGroup {
-            vpc_id: v1,
-            name: n1,
-            description: d1,
-            ..
-        },
-        Spec::SecurityGroup {
-            vpc_id: v0,
-            name: n0,
-            description: d0,
-            ..
-        },
-    ) = (&d.spec, &o.spec)
-    {
-        for (field, want, have) in [("vpcId", v1, v0), ("name", n1, n0), ("description", d1, d0)] {
-            if want != have {
-                return Err(immutable("ModifySecurityGroupRules", field, have, want));
-            }
-        }
-    }
-    reconcile_rules(sim, Kind::SecurityGroup, &o.id, &d.spec, &o.spec).await?;
+pub(crate) async fn update(
+    sim: &SimCloud,
+    d: &Desired,
+    o: &Observed,
+    want: &SecurityGroupSpec,
+    have: &SecurityGroupSpec,
+) -> Result<Observed> {
+    d.spec
+        .check_immutable("ModifySecurityGroupRules", &o.spec)?;
+    reconcile_rules(
+        sim,
+        Kind::SecurityGroup,
+        &o.id,
+        (&want.ingress, &want.egress),
+        (&have.ingress, &have.egress),
+    )
+    .await?;
     sync_tags(sim, Kind::SecurityGroup, &o.id, &d.tags, &o.tags).await?;
     sim.snapshot(Kind::SecurityGroup, &o.id)
 }
 
-fn rules(spec: &Spec) -> (&[SgRule], &[SgRule]) {
+/// A group's rules: (ingress, egress).
+pub(crate) type Rules<'a> = (&'a [SgRule], &'a [SgRule]);
+
+/// The rules of a security group or a default security group (none for other kinds).
+pub(crate) fn rules(spec: &Spec) -> Rules<'_> {
     match spec {
-        Spec::SecurityGroup {
+        Spec::SecurityGroup(SecurityGroupSpec {
             ingress, egress, ..
-        }
-        | Spec::DefaultSecurityGroup {
+        })
+        | Spec::DefaultSecurityGroup(DefaultSecurityGroupSpec {
             ingress, egress, ..
-        } => (ingress, egress),
+        }) => (ingress, egress),
         _ => (&[], &[]),
     }
 }
 
-/// Makes the group's rules those of `want`, starting from `have`: one
+/// Makes the group's rules `want`, starting from `have`: one
 /// `AuthorizeSecurityGroup{Ingress,Egress}` with every missing rule and one
 /// `RevokeSecurityGroup{Ingress,Egress}` with every extra one, per direction that differs.
 pub(crate) async fn reconcile_rules(
     sim: &SimCloud,
     kind: Kind,
     id: &str,
-    want: &Spec,
-    have: &Spec,
+    want: Rules<'_>,
+    have: Rules<'_>,
 ) -> Result<()> {
-    let (want_in, want_out) = rules(want);
-    let (have_in, have_out) = rules(have);
+    let ((want_in, want_out), (have_in, have_out)) = (want, have);
     for (direction, want, have) in [
         (Direction::Ingress, want_in, have_in),
         (Direction::Egress, want_out, have_out),
@@ -169,11 +183,13 @@ fn group_rules<'a>(
     })?;
     match (&mut record.spec, direction) {
         (
-            Spec::SecurityGroup { ingress, .. } | Spec::DefaultSecurityGroup { ingress, .. },
+            Spec::SecurityGroup(SecurityGroupSpec { ingress, .. })
+            | Spec::DefaultSecurityGroup(DefaultSecurityGroupSpec { ingress, .. }),
             Direction::Ingress,
         ) => Ok(ingress),
         (
-            Spec::SecurityGroup { egress, .. } | Spec::DefaultSecurityGroup { egress, .. },
+            Spec::SecurityGroup(SecurityGroupSpec { egress, .. })
+            | Spec::DefaultSecurityGroup(DefaultSecurityGroupSpec { egress, .. }),
             Direction::Egress,
         ) => Ok(egress),
         _ => Err(terminal(
@@ -288,9 +304,10 @@ pub(crate) async fn delete(sim: &SimCloud, id: &str) -> Result<()> {
 
 /// An instance using the group, or another group whose rules reference it.
 fn user_of(w: &World, id: &str) -> Option<String> {
-    let instance = w.of_kind(Kind::Instance).find(
-        |r| matches!(&r.spec, Spec::Instance { security_group_ids, .. } if security_group_ids.iter().any(|g| g == id)),
-    );
+    let instance = w
+        .specs::<InstanceSpec>()
+        .find(|(_, instance)| instance.security_group_ids.iter().any(|g| g == id))
+        .map(|(r, _)| r);
     let referrer = w.all().filter(|r| r.id != id).find(|r| {
         let (ingress, egress) = rules(&r.spec);
         ingress.iter().chain(egress).any(|rule| rule.source == id)
@@ -301,7 +318,7 @@ fn user_of(w: &World, id: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::super::testkit::*;
-    use crate::cloud::{Provider, Spec};
+    use crate::cloud::{Provider, SecurityGroupSpec, Spec};
 
     #[tokio::test]
     async fn create_sets_desired_rules_replacing_default_egress() {
@@ -368,7 +385,7 @@ mod tests {
         let vpc = make(&sim, "vpc", vpc_spec()).await;
         let sg = make(&sim, "sg", sg_spec(&vpc.id, "x", vec![], vec![])).await;
         let mut want = sg.spec.clone();
-        if let Spec::SecurityGroup { ingress, .. } = &mut want {
+        if let Spec::SecurityGroup(SecurityGroupSpec { ingress, .. }) = &mut want {
             ingress.push(tcp(22, "10.0.0.0/8"));
         }
         sim.update(&desired("sg", want.clone()), &sg).await.unwrap();

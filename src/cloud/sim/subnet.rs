@@ -2,124 +2,109 @@
 //! (until terminated) has a network interface in it; a route table association does not
 //! block it: AWS drops the association with the subnet.
 
-use super::api::{Result, dependency, immutable, not_found, ok_if_missing, sync_tags, terminal};
+use super::api::{Result, dependency, not_found, ok_if_missing, sync_tags, terminal};
 use super::cidr::Cidr;
 use super::{SimCloud, zones_of};
-use crate::cloud::{Desired, Kind, Observed, Spec};
+use crate::cloud::{Desired, Kind, Observed, SubnetSpec, VpcSpec};
 
-pub(crate) async fn create(sim: &SimCloud, d: &Desired) -> Result<Observed> {
-    let Spec::Subnet {
+pub(crate) async fn create(sim: &SimCloud, d: &Desired, spec: &SubnetSpec) -> Result<Observed> {
+    let SubnetSpec {
         vpc_id,
         cidr_block,
         availability_zone,
         ..
-    } = &d.spec
-    else {
-        unreachable!("dispatched by kind")
-    };
+    } = spec;
     let id = sim
         .call("ec2", "CreateSubnet", |w, now| {
             let op = "CreateSubnet";
-            let Some(Spec::Vpc { cidr_block: vpc_block, .. }) = w.get(Kind::Vpc, vpc_id).map(|r| &r.spec) else {
-                return Err(not_found(op, "InvalidVpcID.NotFound", format!("The vpc ID '{vpc_id}' does not exist")));
+            let Some(vpc) = w.spec::<VpcSpec>(vpc_id) else {
+                return Err(not_found(
+                    op,
+                    "InvalidVpcID.NotFound",
+                    format!("The vpc ID '{vpc_id}' does not exist"),
+                ));
             };
-            if !zones_of(&w.region).unwrap_or_default().contains(availability_zone) {
+            if !zones_of(&w.region)
+                .unwrap_or_default()
+                .contains(availability_zone)
+            {
                 return Err(terminal(
                     op,
                     "InvalidParameterValue",
-                    format!("Value ({availability_zone}) for parameter availabilityZone is invalid"),
+                    format!(
+                        "Value ({availability_zone}) for parameter availabilityZone is invalid"
+                    ),
                 ));
             }
             let block = Cidr::parse(cidr_block).filter(|b| (16..=28).contains(&b.prefix()));
-            let inside = Cidr::parse(vpc_block).zip(block).is_some_and(|(v, b)| v.contains(b));
+            let inside = Cidr::parse(&vpc.cidr_block)
+                .zip(block)
+                .is_some_and(|(v, b)| v.contains(b));
             let Some(block) = block.filter(|_| inside) else {
-                return Err(terminal(op, "InvalidSubnet.Range", format!("The CIDR '{cidr_block}' is invalid.")));
+                return Err(terminal(
+                    op,
+                    "InvalidSubnet.Range",
+                    format!("The CIDR '{cidr_block}' is invalid."),
+                ));
             };
-            let clash = w.in_vpc(Kind::Subnet, vpc_id).any(|r| {
-                matches!(&r.spec, Spec::Subnet { cidr_block: c, .. } if Cidr::parse(c).is_some_and(|c| c.overlaps(block)))
+            let clash = w.specs::<SubnetSpec>().any(|(_, other)| {
+                other.vpc_id == *vpc_id
+                    && Cidr::parse(&other.cidr_block).is_some_and(|c| c.overlaps(block))
             });
             if clash {
-                return Err(terminal(op, "InvalidSubnet.Conflict", format!("The CIDR '{cidr_block}' conflicts with another subnet")));
+                return Err(terminal(
+                    op,
+                    "InvalidSubnet.Conflict",
+                    format!("The CIDR '{cidr_block}' conflicts with another subnet"),
+                ));
             }
             let id = w.new_id("subnet-");
-            let spec = Spec::Subnet {
-                vpc_id: vpc_id.clone(),
-                cidr_block: cidr_block.clone(),
-                availability_zone: availability_zone.clone(),
+            let created = SubnetSpec {
                 map_public_ip_on_launch: false,
+                ..spec.clone()
             };
-            w.insert(Kind::Subnet, &id, spec, d.tags.clone(), now);
+            w.insert(Kind::Subnet, &id, created.into(), d.tags.clone(), now);
             Ok(id)
         })
         .await?;
-    let created = sim.snapshot(Kind::Subnet, &id)?;
-    modify(sim, &id, &d.spec, &created.spec).await?;
+    modify(sim, &id, spec.map_public_ip_on_launch, false).await?;
     sim.snapshot(Kind::Subnet, &id)
 }
 
-pub(crate) async fn update(sim: &SimCloud, d: &Desired, o: &Observed) -> Result<Observed> {
-    if let (
-        Spec::Subnet {
-            vpc_id: v1,
-            cidr_block: c1,
-            availability_zone: z1,
-            ..
-        },
-        Spec::Subnet {
-            vpc_id: v0,
-            cidr_block: c0,
-            availability_zone: z0,
-            ..
-        },
-    ) = (&d.spec, &o.spec)
-    {
-        for (field, want, have) in [
-            ("vpcId", v1, v0),
-            ("cidrBlock", c1, c0),
-            ("availabilityZone", z1, z0),
-        ] {
-            if want != have {
-                return Err(immutable("ModifySubnetAttribute", field, have, want));
-            }
-        }
-    }
-    modify(sim, &o.id, &d.spec, &o.spec).await?;
+pub(crate) async fn update(
+    sim: &SimCloud,
+    d: &Desired,
+    o: &Observed,
+    want: &SubnetSpec,
+    have: &SubnetSpec,
+) -> Result<Observed> {
+    d.spec.check_immutable("ModifySubnetAttribute", &o.spec)?;
+    modify(
+        sim,
+        &o.id,
+        want.map_public_ip_on_launch,
+        have.map_public_ip_on_launch,
+    )
+    .await?;
     sync_tags(sim, Kind::Subnet, &o.id, &d.tags, &o.tags).await?;
     sim.snapshot(Kind::Subnet, &o.id)
 }
 
-async fn modify(sim: &SimCloud, id: &str, want: &Spec, have: &Spec) -> Result<()> {
-    let (
-        Spec::Subnet {
-            map_public_ip_on_launch: want,
-            ..
-        },
-        Spec::Subnet {
-            map_public_ip_on_launch: have,
-            ..
-        },
-    ) = (want, have)
-    else {
-        return Ok(());
-    };
+/// `ModifySubnetAttribute MapPublicIpOnLaunch` when it differs.
+async fn modify(sim: &SimCloud, id: &str, want: bool, have: bool) -> Result<()> {
     if want == have {
         return Ok(());
     }
     let op = "ModifySubnetAttribute";
     sim.call("ec2", op, |w, _| {
-        match w.get_mut(Kind::Subnet, id).map(|r| &mut r.spec) {
-            Some(Spec::Subnet {
-                map_public_ip_on_launch,
-                ..
-            }) => *map_public_ip_on_launch = *want,
-            _ => {
-                return Err(not_found(
-                    op,
-                    "InvalidSubnetID.NotFound",
-                    format!("The subnet ID '{id}' does not exist"),
-                ));
-            }
-        }
+        let subnet = w.spec_mut::<SubnetSpec>(id).ok_or_else(|| {
+            not_found(
+                op,
+                "InvalidSubnetID.NotFound",
+                format!("The subnet ID '{id}' does not exist"),
+            )
+        })?;
+        subnet.map_public_ip_on_launch = want;
         Ok(())
     })
     .await
@@ -136,9 +121,8 @@ pub(crate) async fn delete(sim: &SimCloud, id: &str) -> Result<()> {
                     format!("The subnet ID '{id}' does not exist"),
                 ));
             }
-            let user = w.all().find(|r| {
-                matches!(r.kind, Kind::NatGateway | Kind::Instance) && r.subnet_id() == Some(id)
-            });
+            // Whatever lives in the subnet (the registry's `parent`): NAT gateways, instances.
+            let user = w.all().find(|r| r.subnet_id().as_deref() == Some(id));
             if let Some(user) = user {
                 let user = user.id.clone();
                 return Err(dependency(

@@ -5,7 +5,9 @@ use std::time::{Duration, Instant};
 
 use super::{SimCloud, SimConfig};
 use crate::cloud::{
-    CloudError, Desired, Kind, Lookup, Observed, Owner, Provider, Route, SgRule, Spec,
+    CloudError, Desired, ElasticIpSpec, FlowLogSpec, IamRoleSpec, InstanceSpec,
+    InternetGatewaySpec, Kind, KmsKeySpec, LogGroupSpec, Lookup, NatGatewaySpec, Observed, Owner,
+    Provider, Route, RouteTableSpec, SecurityGroupSpec, SgRule, Spec, SubnetSpec, VpcSpec,
     ownership_tags,
 };
 
@@ -98,20 +100,20 @@ pub(crate) async fn wait_gone(sim: &SimCloud, id: &str) {
 }
 
 pub(crate) fn vpc_spec() -> Spec {
-    Spec::Vpc {
+    Spec::Vpc(VpcSpec {
         cidr_block: "10.0.0.0/16".into(),
         enable_dns_support: true,
         enable_dns_hostnames: false,
-    }
+    })
 }
 
 pub(crate) fn subnet_spec(vpc: &str, cidr: &str, zone: &str) -> Spec {
-    Spec::Subnet {
+    Spec::Subnet(SubnetSpec {
         vpc_id: vpc.into(),
         cidr_block: cidr.into(),
         availability_zone: zone.into(),
         map_public_ip_on_launch: false,
-    }
+    })
 }
 
 pub(crate) fn tcp(port: i32, source: &str) -> SgRule {
@@ -124,20 +126,20 @@ pub(crate) fn tcp(port: i32, source: &str) -> SgRule {
 }
 
 pub(crate) fn sg_spec(vpc: &str, name: &str, ingress: Vec<SgRule>, egress: Vec<SgRule>) -> Spec {
-    Spec::SecurityGroup {
+    Spec::SecurityGroup(SecurityGroupSpec {
         vpc_id: vpc.into(),
         name: name.into(),
         description: format!("{name} tier"),
         ingress,
         egress,
-    }
+    })
 }
 
 pub(crate) fn nat_spec(subnet: &str, eip: &str) -> Spec {
-    Spec::NatGateway {
+    Spec::NatGateway(NatGatewaySpec {
         subnet_id: subnet.into(),
         allocation_id: eip.into(),
-    }
+    })
 }
 
 pub(crate) fn route(destination: &str, target: &str) -> Route {
@@ -148,16 +150,16 @@ pub(crate) fn route(destination: &str, target: &str) -> Route {
 }
 
 pub(crate) fn table_spec(vpc: &str, routes: Vec<Route>, subnets: &[&str]) -> Spec {
-    Spec::RouteTable {
+    Spec::RouteTable(RouteTableSpec {
         vpc_id: vpc.into(),
         routes,
         subnet_ids: subnets.iter().map(|s| s.to_string()).collect(),
-    }
+    })
 }
 
 /// `sg` empty: no group given (AWS then uses the VPC's default group).
 pub(crate) fn instance_spec(subnet: &str, sg: &str, public: bool) -> Spec {
-    Spec::Instance {
+    Spec::Instance(InstanceSpec {
         subnet_id: subnet.into(),
         security_group_ids: if sg.is_empty() {
             vec![]
@@ -172,40 +174,40 @@ pub(crate) fn instance_spec(subnet: &str, sg: &str, public: bool) -> Spec {
         root_volume_kms_key_arn: String::new(),
         associate_public_ip: public,
         key_name: String::new(),
-    }
+    })
 }
 
 pub(crate) fn flow_spec(vpc: &str) -> Spec {
-    Spec::FlowLog {
+    Spec::FlowLog(FlowLogSpec {
         vpc_id: vpc.into(),
         log_group_name: "/hipaa/flow".into(),
         role_arn: "arn:aws:iam::123456789012:role/flow-logs".into(),
         traffic_type: "ALL".into(),
-    }
+    })
 }
 
 pub(crate) fn key_spec(rotation: bool) -> Spec {
-    Spec::KmsKey {
+    Spec::KmsKey(KmsKeySpec {
         description: "hipaa data".into(),
         rotation_enabled: rotation,
         pending_deletion: false,
-    }
+    })
 }
 
 pub(crate) fn log_spec(name: &str, days: i32, key: &str) -> Spec {
-    Spec::LogGroup {
+    Spec::LogGroup(LogGroupSpec {
         name: name.into(),
         retention_days: days,
         kms_key_arn: key.into(),
-    }
+    })
 }
 
 pub(crate) fn role_spec(name: &str, actions: &[&str]) -> Spec {
-    Spec::IamRole {
+    Spec::IamRole(IamRoleSpec {
         name: name.into(),
         trusted_service: "vpc-flow-logs.amazonaws.com".into(),
         allowed_actions: actions.iter().map(|a| a.to_string()).collect(),
-    }
+    })
 }
 
 /// A VPC with an attached internet gateway, a public and a private subnet, an EIP and a
@@ -225,9 +227,9 @@ pub(crate) async fn network(sim: &SimCloud) -> Net {
     let igw = make(
         sim,
         "igw",
-        Spec::InternetGateway {
+        Spec::InternetGateway(InternetGatewaySpec {
             vpc_id: vpc.clone(),
-        },
+        }),
     )
     .await
     .id;
@@ -245,7 +247,7 @@ pub(crate) async fn network(sim: &SimCloud) -> Net {
     )
     .await
     .id;
-    let eip = make(sim, "eip", Spec::ElasticIp {}).await;
+    let eip = make(sim, "eip", Spec::ElasticIp(ElasticIpSpec {})).await;
     let sg = make(sim, "sg", sg_spec(&vpc, "app", vec![], vec![]))
         .await
         .id;

@@ -5,16 +5,16 @@
 use std::collections::BTreeMap;
 
 use super::SimCloud;
-use super::api::{Result, dependency, immutable, not_found, ok_if_missing, sync_tags, terminal};
+use super::api::{Result, dependency, missing, not_found, ok_if_missing, sync_tags, terminal};
 use super::cidr::Cidr;
 use super::security_group::all_traffic;
 use super::world::World;
-use crate::cloud::{Desired, Kind, Observed, Spec};
+use crate::cloud::{
+    DefaultSecurityGroupSpec, Desired, InternetGatewaySpec, Kind, Observed, RouteTableSpec, VpcSpec,
+};
 
-pub(crate) async fn create(sim: &SimCloud, d: &Desired) -> Result<Observed> {
-    let Spec::Vpc { cidr_block, .. } = &d.spec else {
-        unreachable!("dispatched by kind")
-    };
+pub(crate) async fn create(sim: &SimCloud, d: &Desired, spec: &VpcSpec) -> Result<Observed> {
+    let cidr_block = &spec.cidr_block;
     let id = sim
         .call("ec2", "CreateVpc", |w, now| {
             let op = "CreateVpc";
@@ -33,79 +33,75 @@ pub(crate) async fn create(sim: &SimCloud, d: &Desired) -> Result<Observed> {
                 ));
             }
             let id = w.new_id("vpc-");
-            let spec = Spec::Vpc {
+            let created = VpcSpec {
                 cidr_block: cidr_block.clone(),
                 enable_dns_support: true,
                 enable_dns_hostnames: false,
             };
-            w.insert(Kind::Vpc, &id, spec, d.tags.clone(), now);
+            w.insert(Kind::Vpc, &id, created.into(), d.tags.clone(), now);
             let sg = w.new_id("sg-");
-            let rules = Spec::DefaultSecurityGroup {
+            let rules = DefaultSecurityGroupSpec {
                 vpc_id: id.clone(),
                 ingress: vec![all_traffic(&sg)],
                 egress: vec![all_traffic("0.0.0.0/0")],
             };
-            w.insert(Kind::DefaultSecurityGroup, &sg, rules, BTreeMap::new(), now);
+            w.insert(
+                Kind::DefaultSecurityGroup,
+                &sg,
+                rules.into(),
+                BTreeMap::new(),
+                now,
+            );
             if let Some(r) = w.get_mut(Kind::DefaultSecurityGroup, &sg) {
                 r.attributes.insert("groupName".into(), "default".into());
             }
             let rtb = w.new_id("rtb-");
-            let table = Spec::RouteTable {
+            let table = RouteTableSpec {
                 vpc_id: id.clone(),
                 routes: vec![],
                 subnet_ids: vec![],
             };
-            w.insert(Kind::RouteTable, &rtb, table, BTreeMap::new(), now);
+            w.insert(Kind::RouteTable, &rtb, table.into(), BTreeMap::new(), now);
             if let Some(r) = w.get_mut(Kind::RouteTable, &rtb) {
                 r.attributes.insert("main".into(), "true".into());
             }
             Ok(id)
         })
         .await?;
-    let created = sim.snapshot(Kind::Vpc, &id)?;
-    modify_attributes(sim, &id, &d.spec, &created.spec).await?;
+    let created = current(sim, &id)?;
+    modify_attributes(sim, &id, spec, &created).await?;
     sim.snapshot(Kind::Vpc, &id)
 }
 
-pub(crate) async fn update(sim: &SimCloud, d: &Desired, o: &Observed) -> Result<Observed> {
-    if let (
-        Spec::Vpc {
-            cidr_block: want, ..
-        },
-        Spec::Vpc {
-            cidr_block: have, ..
-        },
-    ) = (&d.spec, &o.spec)
-        && want != have
-    {
-        return Err(immutable("ModifyVpcAttribute", "cidrBlock", have, want));
-    }
-    modify_attributes(sim, &o.id, &d.spec, &o.spec).await?;
+/// The VPC's spec as it is now, without an API call.
+fn current(sim: &SimCloud, id: &str) -> Result<VpcSpec> {
+    sim.world()
+        .spec::<VpcSpec>(id)
+        .cloned()
+        .ok_or_else(|| missing(Kind::Vpc, id))
+}
+
+pub(crate) async fn update(
+    sim: &SimCloud,
+    d: &Desired,
+    o: &Observed,
+    want: &VpcSpec,
+    have: &VpcSpec,
+) -> Result<Observed> {
+    d.spec.check_immutable("ModifyVpcAttribute", &o.spec)?;
+    modify_attributes(sim, &o.id, want, have).await?;
     sync_tags(sim, Kind::Vpc, &o.id, &d.tags, &o.tags).await?;
     sim.snapshot(Kind::Vpc, &o.id)
 }
 
 /// One `ModifyVpcAttribute` per differing attribute (AWS takes one per call). DNS support
 /// is turned on before hostnames and hostnames off before support, as AWS requires.
-async fn modify_attributes(sim: &SimCloud, id: &str, want: &Spec, have: &Spec) -> Result<()> {
-    let (
-        Spec::Vpc {
-            enable_dns_support: want_support,
-            enable_dns_hostnames: want_hosts,
-            ..
-        },
-        Spec::Vpc {
-            enable_dns_support: have_support,
-            enable_dns_hostnames: have_hosts,
-            ..
-        },
-    ) = (want, have)
-    else {
-        return Ok(());
-    };
-    let support = (want_support != have_support).then_some(("enableDnsSupport", *want_support));
-    let hosts = (want_hosts != have_hosts).then_some(("enableDnsHostnames", *want_hosts));
-    let order = if *want_support {
+async fn modify_attributes(sim: &SimCloud, id: &str, want: &VpcSpec, have: &VpcSpec) -> Result<()> {
+    let support = (want.enable_dns_support != have.enable_dns_support)
+        .then_some(("enableDnsSupport", want.enable_dns_support));
+    let hosts = (want.enable_dns_hostnames != have.enable_dns_hostnames)
+        .then_some(("enableDnsHostnames", want.enable_dns_hostnames));
+    let order = if want.enable_dns_support {
         [support, hosts]
     } else {
         [hosts, support]
@@ -121,27 +117,19 @@ async fn modify_attributes(sim: &SimCloud, id: &str, want: &Spec, have: &Spec) -
 
 fn set_attribute(w: &mut World, id: &str, attribute: &str, value: bool) -> Result<()> {
     let op = "ModifyVpcAttribute";
-    let record = w
-        .get_mut(Kind::Vpc, id)
+    let vpc = w
+        .spec_mut::<VpcSpec>(id)
         .ok_or_else(|| not_found(op, "InvalidVpcID.NotFound", format!("{id} does not exist")))?;
-    let Spec::Vpc {
-        enable_dns_support,
-        enable_dns_hostnames,
-        ..
-    } = &mut record.spec
-    else {
-        return Ok(());
-    };
     match attribute {
-        "enableDnsSupport" => *enable_dns_support = value,
-        _ if value && !*enable_dns_support => {
+        "enableDnsSupport" => vpc.enable_dns_support = value,
+        _ if value && !vpc.enable_dns_support => {
             return Err(terminal(
                 op,
                 "InvalidParameterValue",
                 "enableDnsHostnames requires enableDnsSupport",
             ));
         }
-        _ => *enable_dns_hostnames = value,
+        _ => vpc.enable_dns_hostnames = value,
     }
     Ok(())
 }
@@ -171,7 +159,7 @@ pub(crate) async fn delete(sim: &SimCloud, id: &str) -> Result<()> {
                         Kind::DefaultSecurityGroup | Kind::RouteTable | Kind::FlowLog
                     )
                 })
-                .filter(|r| r.vpc_id() == Some(id))
+                .filter(|r| r.vpc_id().as_deref() == Some(id))
                 .map(|r| r.id.clone())
                 .collect();
             for other in doomed.iter().map(String::as_str).chain([id]) {
@@ -188,8 +176,9 @@ pub(crate) async fn delete(sim: &SimCloud, id: &str) -> Result<()> {
 fn blocker(w: &World, vpc: &str) -> Option<String> {
     let first = |kind: Kind| w.in_vpc(kind, vpc).next().map(|r| r.id.clone());
     let igw = w
-        .of_kind(Kind::InternetGateway)
-        .find(|r| matches!(&r.spec, Spec::InternetGateway { vpc_id } if vpc_id == vpc));
+        .specs::<InternetGatewaySpec>()
+        .find(|(_, igw)| igw.vpc_id == vpc)
+        .map(|(r, _)| r);
     let table = w
         .in_vpc(Kind::RouteTable, vpc)
         .find(|r| !r.attributes.contains_key("main"));
@@ -204,7 +193,7 @@ fn blocker(w: &World, vpc: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::super::testkit::*;
-    use crate::cloud::{Kind, Provider, Spec};
+    use crate::cloud::{DefaultSecurityGroupSpec, Kind, Provider, Spec, VpcSpec};
 
     #[tokio::test]
     async fn create_makes_default_sg_with_aws_rules_and_main_table() {
@@ -217,11 +206,11 @@ mod tests {
             .expect("default SG created")
             .1
             .clone();
-        let Spec::DefaultSecurityGroup {
+        let Spec::DefaultSecurityGroup(DefaultSecurityGroupSpec {
             vpc_id,
             ingress,
             egress,
-        } = sg.spec
+        }) = sg.spec
         else {
             panic!()
         };
@@ -246,10 +235,10 @@ mod tests {
     async fn dns_hostnames_costs_one_modify_call_and_is_observed() {
         let sim = sim();
         let mut spec = vpc_spec();
-        if let Spec::Vpc {
+        if let Spec::Vpc(VpcSpec {
             enable_dns_hostnames,
             ..
-        } = &mut spec
+        }) = &mut spec
         {
             *enable_dns_hostnames = true;
         }
@@ -269,11 +258,11 @@ mod tests {
         let err = sim
             .create(&desired(
                 "vpc",
-                Spec::Vpc {
+                Spec::Vpc(VpcSpec {
                     cidr_block: "10.0.0.0/8".into(),
                     enable_dns_support: true,
                     enable_dns_hostnames: false,
-                },
+                }),
             ))
             .await
             .unwrap_err();

@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use super::rng::XorShift;
-use crate::cloud::{CallCounts, CallOutcome, Kind, Observed, Spec, State, TAG_NODE, TAG_OWNER};
+use crate::cloud::{
+    CallCounts, CallOutcome, Kind, KindSpec, Observed, Spec, State, TAG_NODE, TAG_OWNER,
+};
 
 pub(crate) const ACCOUNT: &str = "123456789012";
 
@@ -68,24 +70,28 @@ impl Record {
         self.owned_by(owner) && self.tags.get(TAG_NODE).map(String::as_str) == Some(node)
     }
 
-    /// The VPC the resource lives in, for kinds that name it in their spec.
-    pub(crate) fn vpc_id(&self) -> Option<&str> {
-        match &self.spec {
-            Spec::DefaultSecurityGroup { vpc_id, .. }
-            | Spec::Subnet { vpc_id, .. }
-            | Spec::RouteTable { vpc_id, .. }
-            | Spec::SecurityGroup { vpc_id, .. }
-            | Spec::FlowLog { vpc_id, .. } => Some(vpc_id),
-            Spec::Vpc { .. } => Some(&self.id),
+    /// The resource it lives in, as the kind registry names it (`Parent`): its kind and
+    /// id.
+    pub(crate) fn parent(&self) -> Option<(Kind, String)> {
+        let parent = self.kind.info().parent?;
+        Some((parent.kind, self.spec.field(parent.field)?))
+    }
+
+    /// The VPC the resource lives in directly (a VPC is its own); not through a subnet.
+    pub(crate) fn vpc_id(&self) -> Option<String> {
+        if self.kind == Kind::Vpc {
+            return Some(self.id.clone());
+        }
+        match self.parent()? {
+            (Kind::Vpc, vpc) => Some(vpc),
             _ => None,
         }
     }
 
-    pub(crate) fn subnet_id(&self) -> Option<&str> {
-        match &self.spec {
-            Spec::NatGateway { subnet_id, .. } | Spec::Instance { subnet_id, .. } => {
-                Some(subnet_id)
-            }
+    /// The subnet the resource lives in.
+    pub(crate) fn subnet_id(&self) -> Option<String> {
+        match self.parent()? {
+            (Kind::Subnet, subnet) => Some(subnet),
             _ => None,
         }
     }
@@ -195,6 +201,22 @@ impl World {
         self.records.get_mut(id).filter(|r| r.kind == kind)
     }
 
+    /// The spec of the resource `id` of `T`'s kind.
+    pub(crate) fn spec<T: KindSpec>(&self, id: &str) -> Option<&T> {
+        self.get(T::KIND, id).and_then(|r| T::of(&r.spec))
+    }
+
+    pub(crate) fn spec_mut<T: KindSpec>(&mut self, id: &str) -> Option<&mut T> {
+        self.get_mut(T::KIND, id)
+            .and_then(|r| T::of_mut(&mut r.spec))
+    }
+
+    /// Every resource of `T`'s kind with its spec.
+    pub(crate) fn specs<T: KindSpec + 'static>(&self) -> impl Iterator<Item = (&Record, &T)> {
+        self.of_kind(T::KIND)
+            .filter_map(|r| T::of(&r.spec).map(|spec| (r, spec)))
+    }
+
     pub(crate) fn remove(&mut self, id: &str) -> Option<Record> {
         self.records.remove(id)
     }
@@ -215,10 +237,11 @@ impl World {
         vpc: &'a str,
     ) -> impl Iterator<Item = &'a Record> + 'a {
         self.of_kind(kind).filter(move |r| {
-            r.vpc_id() == Some(vpc)
+            r.vpc_id().as_deref() == Some(vpc)
                 || r.subnet_id()
-                    .and_then(|s| self.get(Kind::Subnet, s))
+                    .and_then(|s| self.get(Kind::Subnet, &s))
                     .and_then(Record::vpc_id)
+                    .as_deref()
                     == Some(vpc)
         })
     }

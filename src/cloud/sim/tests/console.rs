@@ -1,7 +1,10 @@
 //! Out-of-band edits: visible to observe, never counted.
 
 use crate::cloud::sim::testkit::*;
-use crate::cloud::{CloudError, Kind, Lookup, Provider, Spec, TAG_NODE};
+use crate::cloud::{
+    CloudError, ElasticIpSpec, Kind, Lookup, Provider, SecurityGroupSpec, Spec, SubnetSpec,
+    TAG_NODE,
+};
 
 #[tokio::test]
 async fn edits_are_visible_to_observe_and_not_counted() {
@@ -9,17 +12,17 @@ async fn edits_are_visible_to_observe_and_not_counted() {
     let net = network(&sim).await;
     sim.reset_calls();
     sim.edit(Kind::Subnet, &net.public, |s| {
-        if let Spec::Subnet {
+        if let Spec::Subnet(SubnetSpec {
             map_public_ip_on_launch,
             ..
-        } = s
+        }) = s
         {
             *map_public_ip_on_launch = true;
         }
     })
     .unwrap();
     sim.edit(Kind::SecurityGroup, &net.sg, |s| {
-        if let Spec::SecurityGroup { ingress, .. } = s {
+        if let Spec::SecurityGroup(SecurityGroupSpec { ingress, .. }) = s {
             ingress.push(tcp(22, "0.0.0.0/0"));
         }
     })
@@ -31,16 +34,16 @@ async fn edits_are_visible_to_observe_and_not_counted() {
     let subnet = observe_id(&sim, Kind::Subnet, &net.public).await.unwrap();
     assert!(matches!(
         subnet.spec,
-        Spec::Subnet {
+        Spec::Subnet(SubnetSpec {
             map_public_ip_on_launch: true,
             ..
-        }
+        })
     ));
     let sg = observe_id(&sim, Kind::SecurityGroup, &net.sg)
         .await
         .unwrap();
     assert!(
-        matches!(&sg.spec, Spec::SecurityGroup { ingress, .. } if ingress == &vec![tcp(22, "0.0.0.0/0")])
+        matches!(&sg.spec, Spec::SecurityGroup(SecurityGroupSpec { ingress, .. }) if ingress == &vec![tcp(22, "0.0.0.0/0")])
     );
 }
 
@@ -110,7 +113,9 @@ async fn console_calls_on_missing_or_wrong_kind_fail() {
         Err(CloudError::NotFound { .. })
     ));
     let err = sim
-        .edit(Kind::Vpc, &vpc.id, |s| *s = Spec::ElasticIp {})
+        .edit(Kind::Vpc, &vpc.id, |s| {
+            *s = Spec::ElasticIp(ElasticIpSpec {})
+        })
         .unwrap_err();
     assert_eq!(
         code(&err),

@@ -3,7 +3,7 @@
 
 use crate::cloud::sim::SimCloud;
 use crate::cloud::sim::testkit::*;
-use crate::cloud::{CloudError, Kind, Provider, Spec};
+use crate::cloud::{CloudError, InternetGatewaySpec, Kind, Provider, Spec};
 
 #[derive(Clone, Copy, Debug)]
 enum Case {
@@ -37,9 +37,9 @@ async fn setup(sim: &SimCloud, case: Case) -> ((Kind, String), Vec<(Kind, String
             let igw = make(
                 sim,
                 "igw",
-                Spec::InternetGateway {
+                Spec::InternetGateway(InternetGatewaySpec {
                     vpc_id: vpc.clone(),
-                },
+                }),
             )
             .await
             .id;

@@ -5,7 +5,10 @@ use std::time::Duration;
 
 use crate::cloud::sim::testkit::*;
 use crate::cloud::sim::{SimCloud, SimConfig};
-use crate::cloud::{Kind, Lookup, Owner, Provider, Spec, TAG_MANAGED_BY, TAG_NODE, TAG_OWNER};
+use crate::cloud::{
+    DefaultSecurityGroupSpec, ElasticIpSpec, InstanceSpec, Kind, Lookup, Owner, Provider, Spec,
+    TAG_MANAGED_BY, TAG_NODE, TAG_OWNER,
+};
 
 fn by_node(node: &str) -> Lookup {
     Lookup {
@@ -137,11 +140,11 @@ async fn observe_never_mutates() {
         let lookup = Lookup {
             node: "vpc".into(),
             recorded_id: None,
-            desired: Some(Spec::DefaultSecurityGroup {
+            desired: Some(Spec::DefaultSecurityGroup(DefaultSecurityGroupSpec {
                 vpc_id: net.vpc.clone(),
                 ingress: vec![],
                 egress: vec![],
-            }),
+            })),
         };
         sim.observe(kind, &owner(), &[lookup]).await.unwrap();
     }
@@ -157,9 +160,9 @@ async fn observed_spec_and_attributes_reflect_reality() {
     assert!(eip.arn.is_none(), "EC2 Describe* return no ARN");
     let vm = make(&sim, "vm", instance_spec(&net.public, &net.sg, true)).await;
     sim.edit(Kind::Instance, &vm.id, |s| {
-        if let Spec::Instance {
+        if let Spec::Instance(InstanceSpec {
             imds_v2_required, ..
-        } = s
+        }) = s
         {
             *imds_v2_required = false;
         }
@@ -169,10 +172,10 @@ async fn observed_spec_and_attributes_reflect_reality() {
     assert!(
         matches!(
             seen.spec,
-            Spec::Instance {
+            Spec::Instance(InstanceSpec {
                 imds_v2_required: false,
                 ..
-            }
+            })
         ),
         "the console edit shows"
     );
@@ -205,7 +208,7 @@ async fn consistency_window_hides_new_resources_then_shows_them() {
         sim.resources().iter().any(|(_, o)| o.id == vpc.id),
         "but it exists"
     );
-    let doomed = make(&sim, "doomed", Spec::ElasticIp {}).await;
+    let doomed = make(&sim, "doomed", Spec::ElasticIp(ElasticIpSpec {})).await;
     sim.delete(Kind::ElasticIp, &doomed.id)
         .await
         .expect("delete inside the window works");
@@ -225,7 +228,7 @@ async fn consistency_window_hides_new_resources_then_shows_them() {
         vec![(Kind::Vpc, vpc.id)]
     );
     sim.set_consistency_window(Duration::ZERO);
-    let now = make(&sim, "eip", Spec::ElasticIp {}).await;
+    let now = make(&sim, "eip", Spec::ElasticIp(ElasticIpSpec {})).await;
     assert!(
         observe_id(&sim, Kind::ElasticIp, &now.id).await.is_some(),
         "window off: visible at once"

@@ -3,7 +3,11 @@
 
 use crate::cloud::sim::SimCloud;
 use crate::cloud::sim::testkit::*;
-use crate::cloud::{CallOutcome, Desired, Kind, Observed, Provider, Spec, TAG_NODE};
+use crate::cloud::{
+    CallOutcome, DefaultSecurityGroupSpec, Desired, FlowLogSpec, IamRoleSpec, InstanceSpec,
+    InternetGatewaySpec, Kind, KmsKeySpec, LogGroupSpec, NatGatewaySpec, Observed, Provider,
+    RouteTableSpec, SecurityGroupSpec, Spec, SubnetSpec, TAG_NODE, VpcSpec,
+};
 
 fn current(sim: &SimCloud, id: &str) -> Observed {
     sim.resources()
@@ -37,9 +41,9 @@ async fn each_update_operation_changes_only_the_differing_field() {
     let igw2 = make(
         &sim,
         "igw2",
-        Spec::InternetGateway {
+        Spec::InternetGateway(InternetGatewaySpec {
             vpc_id: String::new(),
-        },
+        }),
     )
     .await
     .id;
@@ -57,7 +61,7 @@ async fn each_update_operation_changes_only_the_differing_field() {
         .into_iter()
         .find(|(k, o)| {
             *k == Kind::DefaultSecurityGroup
-                && matches!(&o.spec, Spec::DefaultSecurityGroup { vpc_id, .. } if *vpc_id == net.vpc)
+                && matches!(&o.spec, Spec::DefaultSecurityGroup(DefaultSecurityGroupSpec { vpc_id, .. }) if *vpc_id == net.vpc)
         })
         .unwrap()
         .1
@@ -80,10 +84,10 @@ async fn each_update_operation_changes_only_the_differing_field() {
             "VPC DNS hostnames",
             net.vpc.clone(),
             Box::new(|s| {
-                if let Spec::Vpc {
+                if let Spec::Vpc(VpcSpec {
                     enable_dns_hostnames,
                     ..
-                } = s
+                }) = s
                 {
                     *enable_dns_hostnames = true
                 }
@@ -94,10 +98,10 @@ async fn each_update_operation_changes_only_the_differing_field() {
             "subnet public IPs",
             net.public.clone(),
             Box::new(|s| {
-                if let Spec::Subnet {
+                if let Spec::Subnet(SubnetSpec {
                     map_public_ip_on_launch,
                     ..
-                } = s
+                }) = s
                 {
                     *map_public_ip_on_launch = true
                 }
@@ -108,7 +112,7 @@ async fn each_update_operation_changes_only_the_differing_field() {
             "SG ingress added",
             net.sg.clone(),
             Box::new(|s| {
-                if let Spec::SecurityGroup { ingress, .. } = s {
+                if let Spec::SecurityGroup(SecurityGroupSpec { ingress, .. }) = s {
                     ingress.push(tcp(443, "10.0.0.0/16"))
                 }
             }),
@@ -118,7 +122,7 @@ async fn each_update_operation_changes_only_the_differing_field() {
             "SG ingress removed",
             net.sg.clone(),
             Box::new(|s| {
-                if let Spec::SecurityGroup { ingress, .. } = s {
+                if let Spec::SecurityGroup(SecurityGroupSpec { ingress, .. }) = s {
                     ingress.clear()
                 }
             }),
@@ -128,7 +132,7 @@ async fn each_update_operation_changes_only_the_differing_field() {
             "SG egress added",
             net.sg.clone(),
             Box::new(|s| {
-                if let Spec::SecurityGroup { egress, .. } = s {
+                if let Spec::SecurityGroup(SecurityGroupSpec { egress, .. }) = s {
                     *egress = vec![tcp(443, "0.0.0.0/0")]
                 }
             }),
@@ -138,7 +142,7 @@ async fn each_update_operation_changes_only_the_differing_field() {
             "SG egress swapped",
             net.sg.clone(),
             Box::new(|s| {
-                if let Spec::SecurityGroup { egress, .. } = s {
+                if let Spec::SecurityGroup(SecurityGroupSpec { egress, .. }) = s {
                     *egress = vec![tcp(80, "0.0.0.0/0")]
                 }
             }),
@@ -148,9 +152,11 @@ async fn each_update_operation_changes_only_the_differing_field() {
             "default SG rules revoked",
             default_sg,
             Box::new(|s| {
-                if let Spec::DefaultSecurityGroup {
-                    ingress, egress, ..
-                } = s
+                if let Spec::DefaultSecurityGroup(DefaultSecurityGroupSpec {
+                    ingress,
+                    egress,
+                    ..
+                }) = s
                 {
                     ingress.clear();
                     egress.clear()
@@ -162,9 +168,9 @@ async fn each_update_operation_changes_only_the_differing_field() {
             "instance IMDSv2",
             vm.clone(),
             Box::new(|s| {
-                if let Spec::Instance {
+                if let Spec::Instance(InstanceSpec {
                     imds_v2_required, ..
-                } = s
+                }) = s
                 {
                     *imds_v2_required = false
                 }
@@ -175,9 +181,9 @@ async fn each_update_operation_changes_only_the_differing_field() {
             "instance groups",
             vm.clone(),
             Box::new(move |s| {
-                if let Spec::Instance {
+                if let Spec::Instance(InstanceSpec {
                     security_group_ids, ..
-                } = s
+                }) = s
                 {
                     *security_group_ids = vec![default_for_vm]
                 }
@@ -188,7 +194,7 @@ async fn each_update_operation_changes_only_the_differing_field() {
             "route added",
             rt.clone(),
             Box::new(move |s| {
-                if let Spec::RouteTable { routes, .. } = s {
+                if let Spec::RouteTable(RouteTableSpec { routes, .. }) = s {
                     routes.push(route("0.0.0.0/0", &igw))
                 }
             }),
@@ -198,7 +204,7 @@ async fn each_update_operation_changes_only_the_differing_field() {
             "route retargeted",
             rt.clone(),
             Box::new(move |s| {
-                if let Spec::RouteTable { routes, .. } = s {
+                if let Spec::RouteTable(RouteTableSpec { routes, .. }) = s {
                     routes[0].target = nat2
                 }
             }),
@@ -208,7 +214,7 @@ async fn each_update_operation_changes_only_the_differing_field() {
             "route removed",
             rt.clone(),
             Box::new(|s| {
-                if let Spec::RouteTable { routes, .. } = s {
+                if let Spec::RouteTable(RouteTableSpec { routes, .. }) = s {
                     routes.clear()
                 }
             }),
@@ -218,7 +224,7 @@ async fn each_update_operation_changes_only_the_differing_field() {
             "subnet associated",
             rt.clone(),
             Box::new(move |s| {
-                if let Spec::RouteTable { subnet_ids, .. } = s {
+                if let Spec::RouteTable(RouteTableSpec { subnet_ids, .. }) = s {
                     subnet_ids.push(private)
                 }
             }),
@@ -228,7 +234,7 @@ async fn each_update_operation_changes_only_the_differing_field() {
             "subnet disassociated",
             rt.clone(),
             Box::new(|s| {
-                if let Spec::RouteTable { subnet_ids, .. } = s {
+                if let Spec::RouteTable(RouteTableSpec { subnet_ids, .. }) = s {
                     subnet_ids.clear()
                 }
             }),
@@ -237,16 +243,16 @@ async fn each_update_operation_changes_only_the_differing_field() {
         (
             "IGW attached",
             igw2.clone(),
-            Box::new(move |s| *s = Spec::InternetGateway { vpc_id: vpc2b }),
+            Box::new(move |s| *s = Spec::InternetGateway(InternetGatewaySpec { vpc_id: vpc2b })),
             vec!["AttachInternetGateway"],
         ),
         (
             "IGW detached",
             igw2.clone(),
             Box::new(|s| {
-                *s = Spec::InternetGateway {
+                *s = Spec::InternetGateway(InternetGatewaySpec {
                     vpc_id: String::new(),
-                }
+                })
             }),
             vec!["DetachInternetGateway"],
         ),
@@ -254,7 +260,7 @@ async fn each_update_operation_changes_only_the_differing_field() {
             "log retention",
             logs.clone(),
             Box::new(|s| {
-                if let Spec::LogGroup { retention_days, .. } = s {
+                if let Spec::LogGroup(LogGroupSpec { retention_days, .. }) = s {
                     *retention_days = 365
                 }
             }),
@@ -264,7 +270,7 @@ async fn each_update_operation_changes_only_the_differing_field() {
             "log retention to never",
             logs.clone(),
             Box::new(|s| {
-                if let Spec::LogGroup { retention_days, .. } = s {
+                if let Spec::LogGroup(LogGroupSpec { retention_days, .. }) = s {
                     *retention_days = 0
                 }
             }),
@@ -274,7 +280,7 @@ async fn each_update_operation_changes_only_the_differing_field() {
             "log encryption",
             logs.clone(),
             Box::new(move |s| {
-                if let Spec::LogGroup { kms_key_arn, .. } = s {
+                if let Spec::LogGroup(LogGroupSpec { kms_key_arn, .. }) = s {
                     *kms_key_arn = key_arn
                 }
             }),
@@ -284,9 +290,9 @@ async fn each_update_operation_changes_only_the_differing_field() {
             "key rotation off",
             key.id.clone(),
             Box::new(|s| {
-                if let Spec::KmsKey {
+                if let Spec::KmsKey(KmsKeySpec {
                     rotation_enabled, ..
-                } = s
+                }) = s
                 {
                     *rotation_enabled = false
                 }
@@ -297,9 +303,9 @@ async fn each_update_operation_changes_only_the_differing_field() {
             "key rotation on",
             key.id.clone(),
             Box::new(|s| {
-                if let Spec::KmsKey {
+                if let Spec::KmsKey(KmsKeySpec {
                     rotation_enabled, ..
-                } = s
+                }) = s
                 {
                     *rotation_enabled = true
                 }
@@ -310,7 +316,7 @@ async fn each_update_operation_changes_only_the_differing_field() {
             "key description",
             key.id.clone(),
             Box::new(|s| {
-                if let Spec::KmsKey { description, .. } = s {
+                if let Spec::KmsKey(KmsKeySpec { description, .. }) = s {
                     *description = "phi".into()
                 }
             }),
@@ -320,9 +326,9 @@ async fn each_update_operation_changes_only_the_differing_field() {
             "role actions",
             role.clone(),
             Box::new(|s| {
-                if let Spec::IamRole {
+                if let Spec::IamRole(IamRoleSpec {
                     allowed_actions, ..
-                } = s
+                }) = s
                 {
                     allowed_actions.push("logs:CreateLogStream".into())
                 }
@@ -333,9 +339,9 @@ async fn each_update_operation_changes_only_the_differing_field() {
             "role trust",
             role.clone(),
             Box::new(|s| {
-                if let Spec::IamRole {
+                if let Spec::IamRole(IamRoleSpec {
                     trusted_service, ..
-                } = s
+                }) = s
                 {
                     *trusted_service = "ec2.amazonaws.com".into()
                 }
@@ -379,7 +385,7 @@ async fn immutable_fields_are_refused_by_name() {
             "cidrBlock",
             net.vpc.clone(),
             Box::new(|s| {
-                if let Spec::Vpc { cidr_block, .. } = s {
+                if let Spec::Vpc(VpcSpec { cidr_block, .. }) = s {
                     *cidr_block = "10.1.0.0/16".into()
                 }
             }),
@@ -388,7 +394,7 @@ async fn immutable_fields_are_refused_by_name() {
             "cidrBlock",
             net.public.clone(),
             Box::new(|s| {
-                if let Spec::Subnet { cidr_block, .. } = s {
+                if let Spec::Subnet(SubnetSpec { cidr_block, .. }) = s {
                     *cidr_block = "10.0.9.0/24".into()
                 }
             }),
@@ -397,9 +403,9 @@ async fn immutable_fields_are_refused_by_name() {
             "availabilityZone",
             net.public.clone(),
             Box::new(|s| {
-                if let Spec::Subnet {
+                if let Spec::Subnet(SubnetSpec {
                     availability_zone, ..
-                } = s
+                }) = s
                 {
                     *availability_zone = "us-east-1c".into()
                 }
@@ -409,7 +415,7 @@ async fn immutable_fields_are_refused_by_name() {
             "subnetId",
             vm.clone(),
             Box::new(move |s| {
-                if let Spec::Instance { subnet_id, .. } = s {
+                if let Spec::Instance(InstanceSpec { subnet_id, .. }) = s {
                     *subnet_id = public
                 }
             }),
@@ -418,7 +424,7 @@ async fn immutable_fields_are_refused_by_name() {
             "imageId",
             vm.clone(),
             Box::new(|s| {
-                if let Spec::Instance { image_id, .. } = s {
+                if let Spec::Instance(InstanceSpec { image_id, .. }) = s {
                     *image_id = "ami-1111111111111111a".into()
                 }
             }),
@@ -427,7 +433,7 @@ async fn immutable_fields_are_refused_by_name() {
             "subnetId",
             nat.clone(),
             Box::new(move |s| {
-                if let Spec::NatGateway { subnet_id, .. } = s {
+                if let Spec::NatGateway(NatGatewaySpec { subnet_id, .. }) = s {
                     *subnet_id = private
                 }
             }),
@@ -436,7 +442,7 @@ async fn immutable_fields_are_refused_by_name() {
             "trafficType",
             flow.clone(),
             Box::new(|s| {
-                if let Spec::FlowLog { traffic_type, .. } = s {
+                if let Spec::FlowLog(FlowLogSpec { traffic_type, .. }) = s {
                     *traffic_type = "REJECT".into()
                 }
             }),
@@ -445,7 +451,7 @@ async fn immutable_fields_are_refused_by_name() {
             "name",
             net.sg.clone(),
             Box::new(|s| {
-                if let Spec::SecurityGroup { name, .. } = s {
+                if let Spec::SecurityGroup(SecurityGroupSpec { name, .. }) = s {
                     *name = "renamed".into()
                 }
             }),

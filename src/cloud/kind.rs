@@ -1,0 +1,430 @@
+//! The kind registry: each AWS resource kind described once, as a [`KindInfo`] reached by
+//! [`Kind::info`]. The engine (which kinds delete asynchronously or with their parent),
+//! both backends (the simulator's describe and tag operations and parent lookups; the AWS
+//! backend's not-found classification and its `owned` over [`Kind::ALL`]; both backends'
+//! immutable-field checks) and the contract suite (what a second create does, how a kind
+//! deletes) read it from here instead of keeping their own lists.
+//!
+//! Adding a kind: a variant here and its `KindInfo` entry in [`Kind::info`], a struct and
+//! a variant in `spec.rs`, one file in `cloud/aws` and one in `cloud/sim`, one case in the
+//! contract suite (`tests/contract.rs`). The dispatch matches are exhaustive, so a kind
+//! missing from a backend or from the contract does not compile; the tests below check
+//! that [`Kind::ALL`] lists every variant and that the entries are consistent.
+
+use serde::{Deserialize, Serialize};
+
+/// The AWS resource kinds the operator manages, in dependency order (a kind's resources
+/// only reference kinds listed before it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Kind {
+    KmsKey,
+    LogGroup,
+    IamRole,
+    Vpc,
+    /// The VPC's default security group, which must have no rules (NET-5). Never created
+    /// or deleted: "create" and "update" revoke its rules.
+    DefaultSecurityGroup,
+    Subnet,
+    InternetGateway,
+    ElasticIp,
+    NatGateway,
+    RouteTable,
+    SecurityGroup,
+    Instance,
+    FlowLog,
+}
+
+/// How a kind's resources are deleted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeleteMode {
+    /// Gone (for ownership) once the delete call returns. A KMS key counts as gone when
+    /// its deletion is scheduled: it stays 7 days, no longer listed as owned.
+    Sync,
+    /// Goes through a deleting state first (NAT gateway `deleting`, instance
+    /// `shutting-down`): until it is gone it holds what it depends on, and the engine
+    /// waits for it over passes.
+    Async,
+    /// Never deleted on its own: AWS deletes it with its parent (the VPC's default
+    /// security group goes with the VPC); its delete is a no-op without an API call.
+    WithParent,
+}
+
+/// What a second create with the same request does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Idempotency {
+    /// The create takes a client token: retried with the same token, it returns the
+    /// first resource.
+    ClientToken,
+    /// The name is unique: a second create is refused (`…AlreadyExists`, `…Duplicate`).
+    UniqueName,
+    /// Never created: AWS makes it with its parent, and "create" finds and adopts it.
+    Adopted,
+    /// Neither: a second create makes a second resource. The engine looks a resource up
+    /// by its ownership tags before any retried create, which is the only guard.
+    Duplicates,
+}
+
+/// The resource another one lives in, named by one of its spec's fields (the JSON name).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Parent {
+    pub kind: Kind,
+    pub field: &'static str,
+}
+
+/// Everything about a kind that code outside its two backend files needs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KindInfo {
+    pub kind: Kind,
+    /// `service:type`, as status, events and metrics name it.
+    pub type_name: &'static str,
+    /// The AWS service that owns it (calls are counted per service).
+    pub service: &'static str,
+    /// The call that describes the kind's resources: the simulator's observe makes
+    /// exactly this one per kind and pass.
+    pub describe: &'static str,
+    /// The call that adds tags to an existing resource.
+    pub tag_operation: &'static str,
+    pub deletion: DeleteMode,
+    pub idempotency: Idempotency,
+    /// Error codes AWS answers when the resource (or a part of it) does not exist: the
+    /// AWS backend classifies them as not found (a delete of the missing succeeds).
+    pub not_found: &'static [&'static str],
+    /// Spec fields (JSON names) AWS cannot change in place: a change needs a new
+    /// resource, and both backends refuse it before any call. The first that differs is
+    /// the one reported.
+    pub immutable: &'static [&'static str],
+    /// The resource it lives in (a subnet in its VPC, a NAT gateway in its subnet): the
+    /// simulator's dependency rules follow it. An internet gateway is attached to a VPC,
+    /// not inside it.
+    pub parent: Option<Parent>,
+}
+
+const fn ec2(
+    kind: Kind,
+    type_name: &'static str,
+    describe: &'static str,
+    not_found: &'static [&'static str],
+) -> KindInfo {
+    KindInfo {
+        kind,
+        type_name,
+        service: "ec2",
+        describe,
+        tag_operation: "CreateTags",
+        deletion: DeleteMode::Sync,
+        idempotency: Idempotency::Duplicates,
+        not_found,
+        immutable: &[],
+        parent: None,
+    }
+}
+
+const IN_VPC: Option<Parent> = Some(Parent {
+    kind: Kind::Vpc,
+    field: "vpcId",
+});
+const IN_SUBNET: Option<Parent> = Some(Parent {
+    kind: Kind::Subnet,
+    field: "subnetId",
+});
+
+const KMS_KEY: KindInfo = KindInfo {
+    kind: Kind::KmsKey,
+    type_name: "kms:key",
+    service: "kms",
+    describe: "DescribeKey",
+    tag_operation: "TagResource",
+    deletion: DeleteMode::Sync,
+    idempotency: Idempotency::Duplicates,
+    not_found: &["NotFoundException"],
+    immutable: &[],
+    parent: None,
+};
+
+const LOG_GROUP: KindInfo = KindInfo {
+    kind: Kind::LogGroup,
+    type_name: "logs:log-group",
+    service: "logs",
+    describe: "DescribeLogGroups",
+    tag_operation: "TagResource",
+    deletion: DeleteMode::Sync,
+    idempotency: Idempotency::UniqueName,
+    not_found: &["ResourceNotFoundException"],
+    immutable: &["name"],
+    parent: None,
+};
+
+const IAM_ROLE: KindInfo = KindInfo {
+    kind: Kind::IamRole,
+    type_name: "iam:role",
+    service: "iam",
+    describe: "GetRole",
+    tag_operation: "TagRole",
+    deletion: DeleteMode::Sync,
+    idempotency: Idempotency::UniqueName,
+    not_found: &["NoSuchEntity"],
+    immutable: &["name"],
+    parent: None,
+};
+
+const VPC: KindInfo = KindInfo {
+    immutable: &["cidrBlock"],
+    ..ec2(
+        Kind::Vpc,
+        "ec2:vpc",
+        "DescribeVpcs",
+        &["InvalidVpcID.NotFound"],
+    )
+};
+
+const DEFAULT_SECURITY_GROUP: KindInfo = KindInfo {
+    deletion: DeleteMode::WithParent,
+    idempotency: Idempotency::Adopted,
+    immutable: &["vpcId"],
+    parent: IN_VPC,
+    ..ec2(
+        Kind::DefaultSecurityGroup,
+        "ec2:default-security-group",
+        "DescribeSecurityGroups",
+        &["InvalidGroup.NotFound"],
+    )
+};
+
+const SUBNET: KindInfo = KindInfo {
+    immutable: &["vpcId", "cidrBlock", "availabilityZone"],
+    parent: IN_VPC,
+    ..ec2(
+        Kind::Subnet,
+        "ec2:subnet",
+        "DescribeSubnets",
+        &["InvalidSubnetID.NotFound"],
+    )
+};
+
+const INTERNET_GATEWAY: KindInfo = ec2(
+    Kind::InternetGateway,
+    "ec2:internet-gateway",
+    "DescribeInternetGateways",
+    &["InvalidInternetGatewayID.NotFound"],
+);
+
+const ELASTIC_IP: KindInfo = ec2(
+    Kind::ElasticIp,
+    "ec2:elastic-ip",
+    "DescribeAddresses",
+    &["InvalidAllocationID.NotFound"],
+);
+
+const NAT_GATEWAY: KindInfo = KindInfo {
+    deletion: DeleteMode::Async,
+    idempotency: Idempotency::ClientToken,
+    immutable: &["subnetId", "allocationId"],
+    parent: IN_SUBNET,
+    ..ec2(
+        Kind::NatGateway,
+        "ec2:nat-gateway",
+        "DescribeNatGateways",
+        &["NatGatewayNotFound", "InvalidNatGatewayID.NotFound"],
+    )
+};
+
+const ROUTE_TABLE: KindInfo = KindInfo {
+    idempotency: Idempotency::ClientToken,
+    immutable: &["vpcId"],
+    parent: IN_VPC,
+    ..ec2(
+        Kind::RouteTable,
+        "ec2:route-table",
+        "DescribeRouteTables",
+        &[
+            "InvalidRouteTableID.NotFound",
+            "InvalidAssociationID.NotFound",
+            "InvalidRoute.NotFound",
+        ],
+    )
+};
+
+const SECURITY_GROUP: KindInfo = KindInfo {
+    idempotency: Idempotency::UniqueName,
+    immutable: &["vpcId", "name", "description"],
+    parent: IN_VPC,
+    ..ec2(
+        Kind::SecurityGroup,
+        "ec2:security-group",
+        "DescribeSecurityGroups",
+        &["InvalidGroup.NotFound"],
+    )
+};
+
+const INSTANCE: KindInfo = KindInfo {
+    deletion: DeleteMode::Async,
+    idempotency: Idempotency::ClientToken,
+    // Only the security groups and the metadata options change in place.
+    immutable: &[
+        "subnetId",
+        "instanceType",
+        "imageId",
+        "rootVolumeGib",
+        "rootVolumeEncrypted",
+        "rootVolumeKmsKeyArn",
+        "associatePublicIp",
+        "keyName",
+    ],
+    parent: IN_SUBNET,
+    ..ec2(
+        Kind::Instance,
+        "ec2:instance",
+        "DescribeInstances",
+        &["InvalidInstanceID.NotFound"],
+    )
+};
+
+const FLOW_LOG: KindInfo = KindInfo {
+    idempotency: Idempotency::ClientToken,
+    // AWS cannot modify a flow log.
+    immutable: &["vpcId", "logGroupName", "roleArn", "trafficType"],
+    parent: IN_VPC,
+    ..ec2(
+        Kind::FlowLog,
+        "ec2:flow-log",
+        "DescribeFlowLogs",
+        &["InvalidFlowLogId.NotFound"],
+    )
+};
+
+impl Kind {
+    /// Every kind, in declaration (dependency) order.
+    pub const ALL: [Kind; 13] = [
+        Kind::KmsKey,
+        Kind::LogGroup,
+        Kind::IamRole,
+        Kind::Vpc,
+        Kind::DefaultSecurityGroup,
+        Kind::Subnet,
+        Kind::InternetGateway,
+        Kind::ElasticIp,
+        Kind::NatGateway,
+        Kind::RouteTable,
+        Kind::SecurityGroup,
+        Kind::Instance,
+        Kind::FlowLog,
+    ];
+
+    /// The kind's registry entry.
+    pub const fn info(self) -> &'static KindInfo {
+        match self {
+            Kind::KmsKey => &KMS_KEY,
+            Kind::LogGroup => &LOG_GROUP,
+            Kind::IamRole => &IAM_ROLE,
+            Kind::Vpc => &VPC,
+            Kind::DefaultSecurityGroup => &DEFAULT_SECURITY_GROUP,
+            Kind::Subnet => &SUBNET,
+            Kind::InternetGateway => &INTERNET_GATEWAY,
+            Kind::ElasticIp => &ELASTIC_IP,
+            Kind::NatGateway => &NAT_GATEWAY,
+            Kind::RouteTable => &ROUTE_TABLE,
+            Kind::SecurityGroup => &SECURITY_GROUP,
+            Kind::Instance => &INSTANCE,
+            Kind::FlowLog => &FLOW_LOG,
+        }
+    }
+
+    /// `service:type`, as status and metrics name it.
+    pub fn type_name(self) -> &'static str {
+        self.info().type_name
+    }
+
+    /// The AWS service that owns the kind (for call counting).
+    pub fn service(self) -> &'static str {
+        self.info().service
+    }
+
+    /// The kind whose not-found codes include `code`, if any.
+    pub fn of_not_found_code(code: &str) -> Option<Kind> {
+        Kind::ALL
+            .into_iter()
+            .find(|kind| kind.info().not_found.contains(&code))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use serde::Deserialize;
+    use serde::de::IntoDeserializer;
+    use serde::de::value::{Error, U32Deserializer};
+
+    use super::*;
+    use crate::cloud::Spec;
+
+    /// Every variant of `Kind`, by variant index (what serde's derive numbers them by): a
+    /// variant added to the enum but not to `Kind::ALL` is found here.
+    fn variants() -> Vec<Kind> {
+        (0u32..)
+            .map_while(|index| {
+                let deserializer: U32Deserializer<Error> = index.into_deserializer();
+                Kind::deserialize(deserializer).ok()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn all_lists_every_variant_once_in_declaration_order() {
+        let variants = variants();
+        assert!(variants.len() > 1, "the enumeration works: {variants:?}");
+        assert_eq!(Kind::ALL.to_vec(), variants);
+    }
+
+    #[test]
+    fn every_entry_describes_its_own_kind_consistently() {
+        let mut type_names = BTreeSet::new();
+        for kind in Kind::ALL {
+            let info = kind.info();
+            assert_eq!(info.kind, kind, "{kind:?}: the match reaches its own entry");
+            assert!(
+                type_names.insert(info.type_name),
+                "{kind:?}: unique type name"
+            );
+            assert_eq!(
+                info.type_name.split_once(':').map(|(s, _)| s),
+                Some(info.service),
+                "{kind:?}: the type name is service:type"
+            );
+            assert!(!info.not_found.is_empty(), "{kind:?}: a not-found code");
+            for code in info.not_found {
+                assert_eq!(
+                    Kind::of_not_found_code(code).map(|k| k.service()),
+                    Some(info.service),
+                    "{kind:?}: {code}"
+                );
+            }
+            assert!(
+                info.describe.starts_with("Describe") || info.describe.starts_with("Get"),
+                "{kind:?}: {} reads",
+                info.describe
+            );
+        }
+    }
+
+    #[test]
+    fn immutable_and_parent_fields_are_fields_of_the_kind() {
+        for kind in Kind::ALL {
+            let fields: Vec<String> = Spec::example(kind)
+                .fields()
+                .into_iter()
+                .map(|(name, _)| name)
+                .collect();
+            for field in kind.info().immutable {
+                assert!(fields.iter().any(|f| f == field), "{kind:?}: {field}");
+            }
+            if let Some(parent) = kind.info().parent {
+                assert!(
+                    fields.iter().any(|f| f == parent.field),
+                    "{kind:?}: {parent:?}"
+                );
+                assert!(parent.kind < kind, "{kind:?}: parents come first");
+            }
+        }
+    }
+}

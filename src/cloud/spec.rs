@@ -1,0 +1,467 @@
+//! What one resource is (desired) or was seen to be (observed): one struct per kind, and
+//! [`Spec`], the enum over them that the engine handles without knowing the kind.
+//!
+//! The JSON shape is `{"kind": "vpc", "cidrBlock": …, …}` (the kind's name in camelCase
+//! plus its fields in camelCase): drift, status and plan output name fields by these
+//! names, so they are part of the operator's output.
+
+use serde::{Deserialize, Serialize};
+
+use super::kind::Kind;
+use super::{CloudError, Desired, Observed};
+
+/// An ingress or egress rule of a security group.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct SgRule {
+    /// `tcp`, `udp`, `icmp` or `-1` (all).
+    pub protocol: String,
+    pub from_port: i32,
+    pub to_port: i32,
+    /// An IPv4/IPv6 CIDR, or a security group id (`sg-…`).
+    pub source: String,
+}
+
+impl SgRule {
+    /// `tcp` from `from_port` to `to_port` from `source`.
+    pub fn tcp(from_port: i32, to_port: i32, source: &str) -> Self {
+        SgRule {
+            protocol: "tcp".into(),
+            from_port,
+            to_port,
+            source: source.into(),
+        }
+    }
+}
+
+/// A route in a route table.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Route {
+    pub destination: String,
+    /// `igw-…`, `nat-…` (or `local`, which observe omits).
+    pub target: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KmsKeySpec {
+    pub description: String,
+    pub rotation_enabled: bool,
+    /// Observed only: the key is scheduled for deletion.
+    pub pending_deletion: bool,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LogGroupSpec {
+    pub name: String,
+    pub retention_days: i32,
+    pub kms_key_arn: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IamRoleSpec {
+    pub name: String,
+    /// The service allowed to assume it, e.g. `vpc-flow-logs.amazonaws.com`.
+    pub trusted_service: String,
+    /// Actions the inline policy allows (least privilege: only these, on `*`).
+    pub allowed_actions: Vec<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VpcSpec {
+    pub cidr_block: String,
+    pub enable_dns_support: bool,
+    pub enable_dns_hostnames: bool,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DefaultSecurityGroupSpec {
+    pub vpc_id: String,
+    pub ingress: Vec<SgRule>,
+    pub egress: Vec<SgRule>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SubnetSpec {
+    pub vpc_id: String,
+    pub cidr_block: String,
+    pub availability_zone: String,
+    pub map_public_ip_on_launch: bool,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InternetGatewaySpec {
+    /// The VPC it is attached to ("" when detached).
+    pub vpc_id: String,
+}
+
+/// An Elastic IP has nothing to configure (its address is the `publicIp` attribute).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ElasticIpSpec {}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NatGatewaySpec {
+    pub subnet_id: String,
+    pub allocation_id: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RouteTableSpec {
+    pub vpc_id: String,
+    pub routes: Vec<Route>,
+    /// Subnets associated with the table.
+    pub subnet_ids: Vec<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SecurityGroupSpec {
+    pub vpc_id: String,
+    pub name: String,
+    pub description: String,
+    pub ingress: Vec<SgRule>,
+    pub egress: Vec<SgRule>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InstanceSpec {
+    pub subnet_id: String,
+    pub security_group_ids: Vec<String>,
+    pub instance_type: String,
+    pub image_id: String,
+    /// IMDSv2 only (`HttpTokens=required`).
+    pub imds_v2_required: bool,
+    pub root_volume_gib: i32,
+    pub root_volume_encrypted: bool,
+    pub root_volume_kms_key_arn: String,
+    pub associate_public_ip: bool,
+    pub key_name: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FlowLogSpec {
+    pub vpc_id: String,
+    pub log_group_name: String,
+    pub role_arn: String,
+    pub traffic_type: String,
+}
+
+/// What one resource is (desired) or was seen to be (observed), of any kind. Ids of other
+/// resources are AWS ids (the engine resolves references before handing a spec to a
+/// provider).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "camelCase")]
+pub enum Spec {
+    KmsKey(KmsKeySpec),
+    LogGroup(LogGroupSpec),
+    IamRole(IamRoleSpec),
+    Vpc(VpcSpec),
+    DefaultSecurityGroup(DefaultSecurityGroupSpec),
+    Subnet(SubnetSpec),
+    InternetGateway(InternetGatewaySpec),
+    ElasticIp(ElasticIpSpec),
+    NatGateway(NatGatewaySpec),
+    RouteTable(RouteTableSpec),
+    SecurityGroup(SecurityGroupSpec),
+    Instance(InstanceSpec),
+    FlowLog(FlowLogSpec),
+}
+
+impl Spec {
+    pub fn kind(&self) -> Kind {
+        match self {
+            Spec::KmsKey(_) => Kind::KmsKey,
+            Spec::LogGroup(_) => Kind::LogGroup,
+            Spec::IamRole(_) => Kind::IamRole,
+            Spec::Vpc(_) => Kind::Vpc,
+            Spec::DefaultSecurityGroup(_) => Kind::DefaultSecurityGroup,
+            Spec::Subnet(_) => Kind::Subnet,
+            Spec::InternetGateway(_) => Kind::InternetGateway,
+            Spec::ElasticIp(_) => Kind::ElasticIp,
+            Spec::NatGateway(_) => Kind::NatGateway,
+            Spec::RouteTable(_) => Kind::RouteTable,
+            Spec::SecurityGroup(_) => Kind::SecurityGroup,
+            Spec::Instance(_) => Kind::Instance,
+            Spec::FlowLog(_) => Kind::FlowLog,
+        }
+    }
+
+    /// The spec's fields as `(name, value as text)`, by name; lists sorted so that order
+    /// never counts as drift. Drift is computed on these.
+    pub fn fields(&self) -> Vec<(String, String)> {
+        let value = serde_json::to_value(self).unwrap_or_default();
+        let mut out = Vec::new();
+        if let Some(map) = value.as_object() {
+            for (key, field) in map {
+                if key != "kind" {
+                    out.push((key.clone(), field_text(field)));
+                }
+            }
+        }
+        out
+    }
+
+    /// One field as text (as [`fields`](Self::fields) renders it), by its JSON name.
+    pub fn field(&self, name: &str) -> Option<String> {
+        let value = serde_json::to_value(self).ok()?;
+        value.get(name).filter(|_| name != "kind").map(field_text)
+    }
+
+    /// The first of the kind's immutable fields (see [`KindInfo::immutable`]) whose
+    /// desired value differs from the observed one, as `(field, observed, desired)`: the
+    /// change needs a new resource. A desired value AWS resolves at creation (a
+    /// `resolve:ssm:` image) is no change.
+    ///
+    /// [`KindInfo::immutable`]: super::KindInfo::immutable
+    pub fn immutable_change(&self, observed: &Spec) -> Option<(String, String, String)> {
+        self.kind().info().immutable.iter().find_map(|field| {
+            let want = self.field(field).unwrap_or_default();
+            let have = observed.field(field).unwrap_or_default();
+            (want != have && !resolved_at_creation(field, &want))
+                .then(|| (field.to_string(), have, want))
+        })
+    }
+
+    /// `Err` (`InvalidParameterValue`, naming the field, as `operation` answers) when
+    /// [`immutable_change`](Self::immutable_change) finds one: every update checks this
+    /// before its first call.
+    pub fn check_immutable(&self, operation: &str, observed: &Spec) -> Result<(), CloudError> {
+        match self.immutable_change(observed) {
+            None => Ok(()),
+            Some((field, have, want)) => Err(CloudError::Terminal {
+                operation: operation.to_string(),
+                code: "InvalidParameterValue".into(),
+                message: format!(
+                    "{field} cannot be changed in place (is {have}, desired {want}): replace the resource"
+                ),
+            }),
+        }
+    }
+}
+
+/// Fields whose desired value AWS resolves at creation and reports differently
+/// (`resolve:ssm:` image ids become AMI ids): the observed value is never a difference.
+pub fn resolved_at_creation(field: &str, desired: &str) -> bool {
+    field == "imageId" && desired.starts_with("resolve:ssm:")
+}
+
+fn field_text(field: &serde_json::Value) -> String {
+    match field {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Array(items) => {
+            let mut rendered: Vec<String> = items.iter().map(render).collect();
+            rendered.sort();
+            format!("[{}]", rendered.join(", "))
+        }
+        other => render(other),
+    }
+}
+
+/// A JSON value as drift shows it: strings bare, objects as `key=value …`.
+pub(crate) fn render(value: &serde_json::Value) -> String {
+    match value {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Object(map) => {
+            let parts: Vec<String> = map
+                .iter()
+                .map(|(k, v)| format!("{k}={}", render(v)))
+                .collect();
+            parts.join(" ")
+        }
+        other => other.to_string(),
+    }
+}
+
+/// One kind's spec struct: its [`Kind`], and the way in and out of [`Spec`].
+pub trait KindSpec: Sized + Into<Spec> {
+    const KIND: Kind;
+    /// The struct inside `spec`, when `spec` is of this kind.
+    fn of(spec: &Spec) -> Option<&Self>;
+    fn of_mut(spec: &mut Spec) -> Option<&mut Self>;
+}
+
+macro_rules! kind_specs {
+    ($($variant:ident($spec:ident)),* $(,)?) => {$(
+        impl From<$spec> for Spec {
+            fn from(spec: $spec) -> Spec {
+                Spec::$variant(spec)
+            }
+        }
+
+        impl KindSpec for $spec {
+            const KIND: Kind = Kind::$variant;
+
+            fn of(spec: &Spec) -> Option<&Self> {
+                match spec {
+                    Spec::$variant(spec) => Some(spec),
+                    _ => None,
+                }
+            }
+
+            fn of_mut(spec: &mut Spec) -> Option<&mut Self> {
+                match spec {
+                    Spec::$variant(spec) => Some(spec),
+                    _ => None,
+                }
+            }
+        }
+    )*};
+}
+
+kind_specs! {
+    KmsKey(KmsKeySpec),
+    LogGroup(LogGroupSpec),
+    IamRole(IamRoleSpec),
+    Vpc(VpcSpec),
+    DefaultSecurityGroup(DefaultSecurityGroupSpec),
+    Subnet(SubnetSpec),
+    InternetGateway(InternetGatewaySpec),
+    ElasticIp(ElasticIpSpec),
+    NatGateway(NatGatewaySpec),
+    RouteTable(RouteTableSpec),
+    SecurityGroup(SecurityGroupSpec),
+    Instance(InstanceSpec),
+    FlowLog(FlowLogSpec),
+}
+
+/// The observed spec of an update, of the desired spec's kind: what a backend's update
+/// dispatch hands the kind's function next to the desired one. A resource of another
+/// kind is refused (`InvalidParameterValue`).
+pub fn observed_as<'a, T: KindSpec>(
+    desired: &Desired,
+    observed: &'a Observed,
+) -> Result<&'a T, CloudError> {
+    T::of(&observed.spec).ok_or_else(|| CloudError::Terminal {
+        operation: "Update".into(),
+        code: "InvalidParameterValue".into(),
+        message: format!(
+            "{} is a {}, not a {}",
+            observed.id,
+            observed.spec.kind().type_name(),
+            desired.spec.kind().type_name()
+        ),
+    })
+}
+
+#[cfg(test)]
+impl Spec {
+    /// A spec of `kind` with every field at its default.
+    pub(crate) fn example(kind: Kind) -> Spec {
+        match kind {
+            Kind::KmsKey => KmsKeySpec::default().into(),
+            Kind::LogGroup => LogGroupSpec::default().into(),
+            Kind::IamRole => IamRoleSpec::default().into(),
+            Kind::Vpc => VpcSpec::default().into(),
+            Kind::DefaultSecurityGroup => DefaultSecurityGroupSpec::default().into(),
+            Kind::Subnet => SubnetSpec::default().into(),
+            Kind::InternetGateway => InternetGatewaySpec::default().into(),
+            Kind::ElasticIp => ElasticIpSpec::default().into(),
+            Kind::NatGateway => NatGatewaySpec::default().into(),
+            Kind::RouteTable => RouteTableSpec::default().into(),
+            Kind::SecurityGroup => SecurityGroupSpec::default().into(),
+            Kind::Instance => InstanceSpec::default().into(),
+            Kind::FlowLog => FlowLogSpec::default().into(),
+        }
+    }
+
+    /// The spec with `field` (a JSON name) changed: a string gets a suffix, a boolean
+    /// flips, a number grows, a list gets an item.
+    pub(crate) fn with_changed(&self, field: &str) -> Spec {
+        let mut value = serde_json::to_value(self).expect("a spec serializes");
+        let slot = value
+            .get_mut(field)
+            .unwrap_or_else(|| panic!("{:?} has no field {field}", self.kind()));
+        *slot = match slot.take() {
+            serde_json::Value::String(s) => format!("{s}-changed").into(),
+            serde_json::Value::Bool(b) => (!b).into(),
+            serde_json::Value::Number(n) => (n.as_i64().unwrap_or(0) + 1).into(),
+            serde_json::Value::Array(mut items) => {
+                items.push("changed".into());
+                items.into()
+            }
+            other => panic!("{field}: cannot change {other}"),
+        };
+        serde_json::from_value(value).expect("the changed spec deserializes")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_is_the_kind_in_camel_case_and_the_fields_flat() {
+        let cases = [
+            (
+                Spec::Vpc(VpcSpec {
+                    cidr_block: "10.0.0.0/16".into(),
+                    enable_dns_support: true,
+                    enable_dns_hostnames: false,
+                }),
+                serde_json::json!({"kind": "vpc", "cidrBlock": "10.0.0.0/16", "enableDnsSupport": true, "enableDnsHostnames": false}),
+            ),
+            (
+                Spec::ElasticIp(ElasticIpSpec {}),
+                serde_json::json!({"kind": "elasticIp"}),
+            ),
+            (
+                Spec::DefaultSecurityGroup(DefaultSecurityGroupSpec {
+                    vpc_id: "vpc-1".into(),
+                    ingress: vec![SgRule::tcp(22, 22, "10.0.0.0/8")],
+                    egress: vec![],
+                }),
+                serde_json::json!({"kind": "defaultSecurityGroup", "vpcId": "vpc-1", "ingress": [{"protocol": "tcp", "from_port": 22, "to_port": 22, "source": "10.0.0.0/8"}], "egress": []}),
+            ),
+        ];
+        for (spec, json) in cases {
+            assert_eq!(serde_json::to_value(&spec).unwrap(), json);
+            assert_eq!(serde_json::from_value::<Spec>(json).unwrap(), spec);
+        }
+        for kind in Kind::ALL {
+            let spec = Spec::example(kind);
+            let json = serde_json::to_value(&spec).unwrap();
+            assert_eq!(
+                serde_json::from_value::<Spec>(json).unwrap(),
+                spec,
+                "{kind:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn immutable_change_names_the_first_immutable_field_that_differs() {
+        let subnet = Spec::example(Kind::Subnet);
+        assert_eq!(subnet.immutable_change(&subnet), None);
+        let moved = subnet
+            .with_changed("cidrBlock")
+            .with_changed("availabilityZone");
+        assert_eq!(
+            moved.immutable_change(&subnet),
+            Some(("cidrBlock".into(), String::new(), "-changed".into()))
+        );
+        let public = subnet.with_changed("mapPublicIpOnLaunch");
+        assert_eq!(public.immutable_change(&subnet), None, "mutable in place");
+        let image = |id: &str| {
+            Spec::Instance(InstanceSpec {
+                image_id: id.into(),
+                ..InstanceSpec::default()
+            })
+        };
+        assert_eq!(
+            image("resolve:ssm:/aws/service/x").immutable_change(&image("ami-1")),
+            None,
+            "resolved at launch"
+        );
+        assert!(image("ami-2").immutable_change(&image("ami-1")).is_some());
+    }
+}

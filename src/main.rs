@@ -23,6 +23,10 @@ enum Command {
     /// Print the CustomResourceDefinitions of all four kinds as one multi-document YAML
     /// stream (the content of crds/hipaa.dev.yaml), e.g. `hipaa-operator crds | kubectl apply -f -`.
     Crds,
+    /// Print the least-privilege IAM policy the operator's role needs (JSON), generated
+    /// from the calls each AWS kind makes; no wildcard actions. Attach it to the role
+    /// the operator runs as (IRSA: the role in the service account's annotation).
+    IamPolicy,
     /// Check manifests against the hipaa.dev schemas as the API server would (defaults,
     /// bounds, CEL rules, immutable fields, unknown fields) without a cluster. A later
     /// document for the same object is checked as an update of the earlier one. Exits 1
@@ -208,6 +212,14 @@ fn main() -> anyhow::Result<ExitCode> {
         Command::Crds => {
             let mut stdout = std::io::stdout().lock();
             stdout.write_all(api::crds_yaml().as_bytes())?;
+            stdout.flush()?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::IamPolicy => {
+            let policy = hipaa_operator::cloud::iam_policy::policy();
+            let mut stdout = std::io::stdout().lock();
+            serde_json::to_writer_pretty(&mut stdout, &policy)?;
+            writeln!(stdout)?;
             stdout.flush()?;
             Ok(ExitCode::SUCCESS)
         }

@@ -7,7 +7,7 @@
 //!
 //! Adding a kind: a variant here and its `KindInfo` entry in [`Kind::info`], a struct and
 //! a variant in `spec.rs`, one file in `cloud/aws` and one in `cloud/sim`, one case in the
-//! contract suite (`tests/contract.rs`). The dispatch matches are exhaustive, so a kind
+//! contract suite (`tests/it/contract.rs`). The dispatch matches are exhaustive, so a kind
 //! missing from a backend or from the contract does not compile; the tests below check
 //! that [`Kind::ALL`] lists every variant and that the entries are consistent.
 
@@ -97,6 +97,17 @@ pub struct KindInfo {
     /// simulator's dependency rules follow it. An internet gateway is attached to a VPC,
     /// not inside it.
     pub parent: Option<Parent>,
+    /// Every operation of `service` its AWS backend file calls (a unit test compares this
+    /// with the file). The operator's IAM policy is generated from these lists.
+    pub calls: &'static [&'static str],
+    /// IAM actions AWS authorizes on the caller during those calls without their being
+    /// calls of their own (`iam:PassRole` when a resource is handed a role; the KMS grants
+    /// EC2 takes on the caller's behalf for an encrypted volume), each with the resource
+    /// pattern it is needed on.
+    pub requires: &'static [(&'static str, &'static str)],
+    /// The resources its changing calls act on, as an IAM resource pattern: `*`, or an
+    /// ARN pattern when the operator names the resources (IAM roles `hipaa-…`).
+    pub resources: &'static str,
 }
 
 const fn ec2(
@@ -104,6 +115,7 @@ const fn ec2(
     type_name: &'static str,
     describe: &'static str,
     not_found: &'static [&'static str],
+    calls: &'static [&'static str],
 ) -> KindInfo {
     KindInfo {
         kind,
@@ -116,8 +128,19 @@ const fn ec2(
         not_found,
         immutable: &[],
         parent: None,
+        calls,
+        requires: &[],
+        resources: "*",
     }
 }
+
+/// The IAM roles the operator creates: their names start `hipaa-` (see
+/// `blueprint::resource_name`).
+pub const OPERATOR_ROLES: &str = "arn:aws:iam::*:role/hipaa-*";
+
+/// Calls the operator makes that belong to no kind: the availability zones a network
+/// spreads over, as `(service, operation)`.
+pub const STACK_CALLS: &[(&str, &str)] = &[("ec2", "DescribeAvailabilityZones")];
 
 const IN_VPC: Option<Parent> = Some(Parent {
     kind: Kind::Vpc,
@@ -139,6 +162,22 @@ const KMS_KEY: KindInfo = KindInfo {
     not_found: &["NotFoundException"],
     immutable: &[],
     parent: None,
+    calls: &[
+        "CancelKeyDeletion",
+        "CreateKey",
+        "DescribeKey",
+        "DisableKeyRotation",
+        "EnableKey",
+        "EnableKeyRotation",
+        "GetKeyRotationStatus",
+        "ListKeys",
+        "ListResourceTags",
+        "ScheduleKeyDeletion",
+        "TagResource",
+        "UpdateKeyDescription",
+    ],
+    requires: &[],
+    resources: "*",
 };
 
 const LOG_GROUP: KindInfo = KindInfo {
@@ -152,6 +191,19 @@ const LOG_GROUP: KindInfo = KindInfo {
     not_found: &["ResourceNotFoundException"],
     immutable: &["name"],
     parent: None,
+    calls: &[
+        "AssociateKmsKey",
+        "CreateLogGroup",
+        "DeleteLogGroup",
+        "DeleteRetentionPolicy",
+        "DescribeLogGroups",
+        "DisassociateKmsKey",
+        "ListTagsForResource",
+        "PutRetentionPolicy",
+        "TagResource",
+    ],
+    requires: &[],
+    resources: "*",
 };
 
 const IAM_ROLE: KindInfo = KindInfo {
@@ -165,6 +217,21 @@ const IAM_ROLE: KindInfo = KindInfo {
     not_found: &["NoSuchEntity"],
     immutable: &["name"],
     parent: None,
+    calls: &[
+        "CreateRole",
+        "DeleteRole",
+        "DeleteRolePolicy",
+        "GetRole",
+        "GetRolePolicy",
+        "ListRolePolicies",
+        "ListRoleTags",
+        "ListRoles",
+        "PutRolePolicy",
+        "TagRole",
+        "UpdateAssumeRolePolicy",
+    ],
+    requires: &[],
+    resources: OPERATOR_ROLES,
 };
 
 const VPC: KindInfo = KindInfo {
@@ -174,6 +241,14 @@ const VPC: KindInfo = KindInfo {
         "ec2:vpc",
         "DescribeVpcs",
         &["InvalidVpcID.NotFound"],
+        &[
+            "CreateTags",
+            "CreateVpc",
+            "DeleteVpc",
+            "DescribeVpcAttribute",
+            "DescribeVpcs",
+            "ModifyVpcAttribute",
+        ],
     )
 };
 
@@ -187,6 +262,14 @@ const DEFAULT_SECURITY_GROUP: KindInfo = KindInfo {
         "ec2:default-security-group",
         "DescribeSecurityGroups",
         &["InvalidGroup.NotFound"],
+        &[
+            "AuthorizeSecurityGroupEgress",
+            "AuthorizeSecurityGroupIngress",
+            "CreateTags",
+            "DescribeSecurityGroups",
+            "RevokeSecurityGroupEgress",
+            "RevokeSecurityGroupIngress",
+        ],
     )
 };
 
@@ -198,6 +281,13 @@ const SUBNET: KindInfo = KindInfo {
         "ec2:subnet",
         "DescribeSubnets",
         &["InvalidSubnetID.NotFound"],
+        &[
+            "CreateSubnet",
+            "CreateTags",
+            "DeleteSubnet",
+            "DescribeSubnets",
+            "ModifySubnetAttribute",
+        ],
     )
 };
 
@@ -206,6 +296,14 @@ const INTERNET_GATEWAY: KindInfo = ec2(
     "ec2:internet-gateway",
     "DescribeInternetGateways",
     &["InvalidInternetGatewayID.NotFound"],
+    &[
+        "AttachInternetGateway",
+        "CreateInternetGateway",
+        "CreateTags",
+        "DeleteInternetGateway",
+        "DescribeInternetGateways",
+        "DetachInternetGateway",
+    ],
 );
 
 const ELASTIC_IP: KindInfo = ec2(
@@ -213,6 +311,12 @@ const ELASTIC_IP: KindInfo = ec2(
     "ec2:elastic-ip",
     "DescribeAddresses",
     &["InvalidAllocationID.NotFound"],
+    &[
+        "AllocateAddress",
+        "CreateTags",
+        "DescribeAddresses",
+        "ReleaseAddress",
+    ],
 );
 
 const NAT_GATEWAY: KindInfo = KindInfo {
@@ -225,6 +329,12 @@ const NAT_GATEWAY: KindInfo = KindInfo {
         "ec2:nat-gateway",
         "DescribeNatGateways",
         &["NatGatewayNotFound", "InvalidNatGatewayID.NotFound"],
+        &[
+            "CreateNatGateway",
+            "CreateTags",
+            "DeleteNatGateway",
+            "DescribeNatGateways",
+        ],
     )
 };
 
@@ -241,6 +351,18 @@ const ROUTE_TABLE: KindInfo = KindInfo {
             "InvalidAssociationID.NotFound",
             "InvalidRoute.NotFound",
         ],
+        &[
+            "AssociateRouteTable",
+            "CreateRoute",
+            "CreateRouteTable",
+            "CreateTags",
+            "DeleteRoute",
+            "DeleteRouteTable",
+            "DescribeRouteTables",
+            "DisassociateRouteTable",
+            "ReplaceRoute",
+            "ReplaceRouteTableAssociation",
+        ],
     )
 };
 
@@ -253,6 +375,16 @@ const SECURITY_GROUP: KindInfo = KindInfo {
         "ec2:security-group",
         "DescribeSecurityGroups",
         &["InvalidGroup.NotFound"],
+        &[
+            "AuthorizeSecurityGroupEgress",
+            "AuthorizeSecurityGroupIngress",
+            "CreateSecurityGroup",
+            "CreateTags",
+            "DeleteSecurityGroup",
+            "DescribeSecurityGroups",
+            "RevokeSecurityGroupEgress",
+            "RevokeSecurityGroupIngress",
+        ],
     )
 };
 
@@ -271,11 +403,29 @@ const INSTANCE: KindInfo = KindInfo {
         "keyName",
     ],
     parent: IN_SUBNET,
+    // The root volume is encrypted with the stack's key: EC2 creates a grant on it and
+    // has data keys made and decrypted with the caller's permissions.
+    requires: &[
+        ("kms:CreateGrant", "*"),
+        ("kms:Decrypt", "*"),
+        ("kms:GenerateDataKeyWithoutPlaintext", "*"),
+        ("kms:ReEncryptFrom", "*"),
+        ("kms:ReEncryptTo", "*"),
+    ],
     ..ec2(
         Kind::Instance,
         "ec2:instance",
         "DescribeInstances",
         &["InvalidInstanceID.NotFound"],
+        &[
+            "CreateTags",
+            "DescribeInstances",
+            "DescribeVolumes",
+            "ModifyInstanceAttribute",
+            "ModifyInstanceMetadataOptions",
+            "RunInstances",
+            "TerminateInstances",
+        ],
     )
 };
 
@@ -283,12 +433,20 @@ const FLOW_LOG: KindInfo = KindInfo {
     idempotency: Idempotency::ClientToken,
     // AWS cannot modify a flow log.
     immutable: &["vpcId", "logGroupName", "roleArn", "trafficType"],
+    // The flow log is handed the role it writes to the log group with.
+    requires: &[("iam:PassRole", OPERATOR_ROLES)],
     parent: IN_VPC,
     ..ec2(
         Kind::FlowLog,
         "ec2:flow-log",
         "DescribeFlowLogs",
         &["InvalidFlowLogId.NotFound"],
+        &[
+            "CreateFlowLogs",
+            "CreateTags",
+            "DeleteFlowLogs",
+            "DescribeFlowLogs",
+        ],
     )
 };
 

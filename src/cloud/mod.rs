@@ -14,6 +14,7 @@
 pub mod any;
 pub mod audit;
 pub mod aws;
+pub mod iam_policy;
 mod kind;
 pub mod sim;
 mod spec;
@@ -23,7 +24,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-pub use kind::{DeleteMode, Idempotency, Kind, KindInfo, Parent};
+pub use kind::{DeleteMode, Idempotency, Kind, KindInfo, OPERATOR_ROLES, Parent, STACK_CALLS};
 pub use spec::*;
 
 /// Tag keys every managed resource carries: the owner (`Kind/namespace/name`), the node

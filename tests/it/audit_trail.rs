@@ -2,7 +2,8 @@
 //! HipaaNetwork, remediates a change made behind its back, and deletes it, on a moto
 //! server of this test's own; every mutating request in moto's request log has exactly
 //! one audit line naming the custom resource, the operation and the reason, and no audit
-//! line lacks its request: the counts are equal, operation by operation.
+//! line lacks its request: the counts are equal, operation by operation. Every request
+//! in that log is one the generated IAM policy (`hipaa-operator iam-policy`) allows.
 
 use std::collections::BTreeMap;
 use std::process::Stdio;
@@ -145,8 +146,15 @@ async fn every_change_on_aws_has_exactly_one_audit_line() {
 
     let log = std::fs::read_to_string(&log).unwrap();
     let audited = audit_lines(&log);
-    let recorded: BTreeMap<(String, String), u64> = moto
-        .recorded()
+    let all_requests = moto.recorded();
+    // What a role with only the generated policy must be allowed: every request the
+    // operator made, reads included.
+    crate::common::iam::assert_allows_all(
+        &crate::common::iam::operator_policy(),
+        all_requests.keys().map(|(s, o)| (s.as_str(), o.as_str())),
+        "the operator's requests in moto's log",
+    );
+    let recorded: BTreeMap<(String, String), u64> = all_requests
         .into_iter()
         .filter(|((_, op), _)| is_mutating(op))
         .collect();

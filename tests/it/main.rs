@@ -20,6 +20,7 @@ mod devcluster_kube;
 mod devcluster_kubectl;
 mod engine_network;
 mod helm_chart;
+mod iam_policy;
 mod operator_process;
 mod operator_references;
 mod operator_sim;

@@ -210,7 +210,9 @@ async fn set_route(
         } else {
             call.gateway_id(target)
         };
-        cloud.done("ec2", op, call.send().await).map(|_| ())
+        cloud
+            .done("ec2", "CreateRoute", call.send().await)
+            .map(|_| ())
     } else {
         let mut call = cloud.ec2.replace_route().route_table_id(id);
         call = if v6 {
@@ -223,7 +225,9 @@ async fn set_route(
         } else {
             call.gateway_id(target)
         };
-        cloud.done("ec2", op, call.send().await).map(|_| ())
+        cloud
+            .done("ec2", "ReplaceRoute", call.send().await)
+            .map(|_| ())
     }
 }
 

@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests: a devcluster per test, the real kubectl, and
 //! turns at moto's server.
 
+pub mod iam;
 pub mod moto;
 
 use std::path::{Path, PathBuf};

@@ -166,6 +166,22 @@ struct RunArgs {
     /// Log format.
     #[arg(long, value_enum, default_value = "json", env = "HIPAA_LOG_FORMAT")]
     log_format: hipaa_operator::telemetry::LogFormat,
+    /// Export the reconcile spans over OTLP/HTTP to this collector (base URL, plain
+    /// http://, e.g. http://otel-collector:4318; `/v1/traces` is added). Off when unset.
+    /// Each pass is one trace whose id is the status's and events' traceId.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    otlp_endpoint: Option<String>,
+    /// The OTLP/HTTP encoding.
+    #[arg(
+        long,
+        value_enum,
+        default_value = "http/protobuf",
+        env = "OTEL_EXPORTER_OTLP_PROTOCOL"
+    )]
+    otlp_protocol: hipaa_operator::telemetry::otlp::OtlpProtocol,
+    /// The exported spans' service.name.
+    #[arg(long, default_value = "hipaa-operator", env = "OTEL_SERVICE_NAME")]
+    otlp_service_name: String,
     /// Kubeconfig to use (default: KUBECONFIG, ~/.kube/config, else the in-cluster config).
     #[arg(long, env = "HIPAA_KUBECONFIG")]
     kubeconfig: Option<PathBuf>,
@@ -280,7 +296,27 @@ fn main() -> anyhow::Result<ExitCode> {
     }
 }
 
+/// `run`: tracing (and the OTLP exporter when asked for), then the daemon; the exporter
+/// is flushed after the daemon stops.
 async fn run(args: RunArgs) -> anyhow::Result<()> {
+    let otlp =
+        args.otlp_endpoint
+            .as_ref()
+            .map(|endpoint| hipaa_operator::telemetry::otlp::OtlpConfig {
+                endpoint: endpoint.clone(),
+                protocol: args.otlp_protocol,
+                service_name: args.otlp_service_name.clone(),
+            });
+    let exporter =
+        hipaa_operator::telemetry::init_tracing_with_otlp(args.log_format, otlp.as_ref())?;
+    let result = run_daemon(args).await;
+    if let Some(exporter) = exporter {
+        exporter.shutdown().await;
+    }
+    result
+}
+
+async fn run_daemon(args: RunArgs) -> anyhow::Result<()> {
     use hipaa_operator::cloud::any::AnyCloud;
     use hipaa_operator::cloud::aws::{AwsCloud, sdk_config};
     use hipaa_operator::cloud::sim::{SimCloud, SimConfig};
@@ -288,7 +324,6 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     use hipaa_operator::daemon;
     use std::time::Duration;
 
-    hipaa_operator::telemetry::init_tracing(args.log_format);
     let settings = Settings {
         resync: args.resync_interval.0.max(Duration::from_secs(1)),
         pending_requeue: args.pending_requeue.0,

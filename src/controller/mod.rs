@@ -334,6 +334,8 @@ async fn reconcile<K: Stack>(object: Arc<K>, ctx: Arc<Context>) -> Result<Action
         generation = object.meta().generation.unwrap_or_default(),
         trace_id = %trace_id,
     );
+    // Exported over OTLP (when on), the pass is a trace with this same id.
+    crate::telemetry::otlp::adopt_trace_id(&span, &trace_id);
     TRACE_ID
         .scope(trace_id, reconcile_pass(object, ctx).instrument(span))
         .await

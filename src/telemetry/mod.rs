@@ -1,6 +1,7 @@
 //! Logging, the Prometheus registry and the `/metrics`, `/healthz`, `/readyz` server.
 
 pub mod metrics;
+pub mod otlp;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -26,15 +27,48 @@ pub enum LogFormat {
 /// Installs the global tracing subscriber; `RUST_LOG` overrides the default `info` level.
 /// A second call is a no-op (tests start several operators in one process).
 pub fn init_tracing(format: LogFormat) {
+    let _ = install(format, None);
+}
+
+/// [`init_tracing`], and with `otlp`, an exporter of the spans over OTLP (needs a tokio
+/// runtime). The exporter is returned to be shut down (flushed) at exit.
+pub fn init_tracing_with_otlp(
+    format: LogFormat,
+    otlp: Option<&otlp::OtlpConfig>,
+) -> Result<Option<otlp::Exporter>, otlp::OtlpError> {
+    install(format, otlp)
+}
+
+fn install(
+    format: LogFormat,
+    otlp: Option<&otlp::OtlpConfig>,
+) -> Result<Option<otlp::Exporter>, otlp::OtlpError> {
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+
+    type Filtered = tracing_subscriber::layer::Layered<
+        tracing_subscriber::EnvFilter,
+        tracing_subscriber::Registry,
+    >;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,kube_runtime=warn"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = match format {
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
-        LogFormat::Text => builder.with_ansi(false).try_init(),
-    };
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let mut layers: Vec<Box<dyn Layer<Filtered> + Send + Sync>> = vec![match format {
+        LogFormat::Json => fmt.json().flatten_event(true).boxed(),
+        LogFormat::Text => fmt.with_ansi(false).boxed(),
+    }];
+    let mut exporter = None;
+    if let Some(config) = otlp {
+        let (started, layer) = otlp::Exporter::start::<Filtered>(config)?;
+        layers.push(layer.boxed());
+        exporter = Some(started);
+    }
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(layers)
+        .try_init();
+    Ok(exporter)
 }
 
 /// What `/readyz` answers.

@@ -3,7 +3,8 @@
 //! server of this test's own; every mutating request in moto's request log has exactly
 //! one audit line naming the custom resource, the operation and the reason, and no audit
 //! line lacks its request: the counts are equal, operation by operation. Every request
-//! in that log is one the generated IAM policy (`hipaa-operator iam-policy`) allows.
+//! in that log is one the generated IAM policy (`hipaa-operator iam-policy`) allows, and
+//! the AWS credentials it ran with appear nowhere in its debug log.
 
 use std::collections::BTreeMap;
 use std::process::Stdio;
@@ -19,6 +20,9 @@ use kube::api::Api;
 use serde_json::Value;
 
 const NS: &str = "audit";
+/// Credentials the operator runs with in this test (moto accepts any).
+const SECRET_KEY: &str = "auditSecretKey0123456789abcdefSECRETvalue";
+const SESSION_TOKEN: &str = "auditSessionToken0123456789TOKENvalue";
 const NAME: &str = "clinic-net";
 
 /// The example's HipaaNetwork, deleted with its AWS resources at the end.
@@ -77,7 +81,12 @@ async fn every_change_on_aws_has_exactly_one_audit_line() {
             "--log-format",
             "json",
         ])
-        .env("RUST_LOG", "info")
+        // Debug logs from every crate, and credentials of this run's own: neither the
+        // secret key nor the session token may appear in the log.
+        .env("RUST_LOG", "debug")
+        .env("AWS_ACCESS_KEY_ID", "AKIAAUDITTRAILTEST01")
+        .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+        .env("AWS_SESSION_TOKEN", SESSION_TOKEN)
         .stdout(Stdio::from(file.try_clone().unwrap()))
         .stderr(Stdio::from(file))
         .kill_on_drop(true)
@@ -145,6 +154,10 @@ async fn every_change_on_aws_has_exactly_one_audit_line() {
     moto.stop_recording();
 
     let log = std::fs::read_to_string(&log).unwrap();
+    assert!(log.len() > 10_000, "the debug log was written");
+    for secret in [SECRET_KEY, SESSION_TOKEN] {
+        assert!(!log.contains(secret), "a credential is in the log");
+    }
     let audited = audit_lines(&log);
     let all_requests = moto.recorded();
     // What a role with only the generated policy must be allowed: every request the

@@ -86,6 +86,8 @@ fn every_flag_the_deployment_passes_exists_in_the_binary() {
         "operator.watchNamespace=clinic",
         "--set",
         "operator.awsEndpointUrl=http://moto:5000",
+        "--set",
+        "operator.otlp.endpoint=http://otel-collector.observability:4318",
     ])
     .unwrap();
     let help = Command::new(env!("CARGO_BIN_EXE_hipaa-operator"))
@@ -109,9 +111,67 @@ fn every_flag_the_deployment_passes_exists_in_the_binary() {
         "--leader-election",
         "--leader-election-namespace=hipaa-system",
         "--metrics-addr=0.0.0.0:8080",
+        "--otlp-endpoint=http://otel-collector.observability:4318",
+        "--otlp-protocol=http/protobuf",
     ] {
         assert!(args.iter().any(|a| a == want), "{want} not in {args:?}");
     }
+}
+
+#[test]
+fn trace_export_is_off_by_default_and_its_collector_is_let_through_the_network_policy() {
+    let plain = render(&["--set", "networkPolicy.enabled=true"]).unwrap();
+    assert!(
+        !args(&plain).iter().any(|a| a.starts_with("--otlp")),
+        "off by default: {:?}",
+        args(&plain)
+    );
+    let egress_ports = |docs: &[Value]| -> Vec<i64> {
+        of_kind(docs, "NetworkPolicy")[0]["spec"]["egress"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|rule| rule["ports"].as_array().unwrap().iter())
+            .filter(|port| port["protocol"] == "TCP")
+            .filter_map(|port| port["port"].as_i64())
+            .collect()
+    };
+    assert_eq!(egress_ports(&plain), vec![53, 443, 6443]);
+    // Each row: the endpoint, the TCP port the policy must then open.
+    for (endpoint, port) in [
+        ("http://otel-collector.observability:4318", 4318),
+        ("http://tempo.observability", 80),
+    ] {
+        let docs = render(&[
+            "--set",
+            "networkPolicy.enabled=true",
+            "--set",
+            &format!("operator.otlp.endpoint={endpoint}"),
+            "--set",
+            "operator.otlp.protocol=http/json",
+        ])
+        .unwrap();
+        assert!(args(&docs).contains(&"--otlp-protocol=http/json".to_string()));
+        assert!(
+            egress_ports(&docs).contains(&port),
+            "{endpoint}: {:?}",
+            egress_ports(&docs)
+        );
+    }
+    // The exporter has no TLS: the values' schema refuses https, as the binary does.
+    let errors = schema_errors(&values_with(&[(
+        "operator.otlp.endpoint",
+        Value::from("https://collector:4318"),
+    )]));
+    assert!(
+        errors.len() == 1 && errors[0].starts_with("/operator/otlp/endpoint"),
+        "{errors:?}"
+    );
+    let fine = values_with(&[(
+        "operator.otlp.endpoint",
+        Value::from("http://otel-collector.observability:4318"),
+    )]);
+    assert_eq!(schema_errors(&fine), Vec::<String>::new());
 }
 
 #[test]

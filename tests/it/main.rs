@@ -24,3 +24,4 @@ mod iam_policy;
 mod operator_process;
 mod operator_references;
 mod operator_sim;
+mod otlp_export;

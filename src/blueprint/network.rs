@@ -11,18 +11,17 @@ use super::{BlueprintError, Graph, Node, reference};
 use crate::api::{HipaaNetworkSpec, NatGatewayMode};
 use crate::cloud::{
     DefaultSecurityGroupSpec, ElasticIpSpec, FlowLogSpec, IamRoleSpec, InstanceSpec,
-    InternetGatewaySpec, KmsKeySpec, LogGroupSpec, NatGatewaySpec, Owner, Route, RouteTableSpec,
-    SecurityGroupSpec, SgRule, Spec, SubnetSpec, VpcSpec,
+    InternetGatewaySpec, KmsKeySpec, LogGroupSpec, NatGatewaySpec, Owner, PolicyStatement, Route,
+    RouteTableSpec, STREAMS_ARN, SecurityGroupSpec, SgRule, Spec, SubnetSpec, VpcSpec,
 };
 
 /// The AMI when the spec names none: EC2 resolves this public SSM parameter at launch.
 pub const DEFAULT_IMAGE: &str =
     "resolve:ssm:/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64";
 
-/// Actions the flow-log role may perform (on log streams of its log group).
-pub const FLOW_LOG_ACTIONS: [&str; 4] = [
+/// Actions the flow-log role may perform on its log group's streams.
+pub const FLOW_LOG_ACTIONS: [&str; 3] = [
     "logs:CreateLogStream",
-    "logs:DescribeLogGroups",
     "logs:DescribeLogStreams",
     "logs:PutLogEvents",
 ];
@@ -137,6 +136,8 @@ pub fn build(owner: &Owner, spec: &HipaaNetworkSpec) -> Result<Graph, BlueprintE
                 spec: Spec::KmsKey(KmsKeySpec {
                     description: format!("hipaa-operator {owner}"),
                     rotation_enabled: true,
+                    // The flow logs' log group is encrypted with it.
+                    service_principals: vec![format!("logs.{}.amazonaws.com", spec.common.region)],
                     pending_deletion: false,
                 }),
                 after: Default::default(),
@@ -161,7 +162,11 @@ pub fn build(owner: &Owner, spec: &HipaaNetworkSpec) -> Result<Graph, BlueprintE
         spec: Spec::IamRole(IamRoleSpec {
             name: resource_name(owner, "flow-logs", 64),
             trusted_service: "vpc-flow-logs.amazonaws.com".into(),
-            allowed_actions: FLOW_LOG_ACTIONS.iter().map(|a| a.to_string()).collect(),
+            // Only its own log group's streams.
+            statements: vec![PolicyStatement::new(
+                &FLOW_LOG_ACTIONS,
+                &[reference("logs/flow-logs", STREAMS_ARN)],
+            )],
         }),
         after: Default::default(),
     });

@@ -29,6 +29,10 @@ pub use spec::*;
 
 /// Tag keys every managed resource carries: the owner (`Kind/namespace/name`), the node
 /// (its logical key in the stack) and the manager.
+/// The log group attribute naming its log streams (`<group ARN>:log-stream:*`): the
+/// resource of `logs:CreateLogStream`/`logs:PutLogEvents` in a writer's role.
+pub const STREAMS_ARN: &str = "streamsArn";
+
 pub const TAG_OWNER: &str = "hipaa.dev/owner";
 pub const TAG_NODE: &str = "hipaa.dev/node";
 pub const TAG_MANAGED_BY: &str = "hipaa.dev/managed-by";

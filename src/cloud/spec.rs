@@ -46,6 +46,12 @@ pub struct Route {
 pub struct KmsKeySpec {
     pub description: String,
     pub rotation_enabled: bool,
+    /// AWS services allowed to use the key (encrypt, decrypt, generate data keys,
+    /// describe), e.g. `logs.us-east-1.amazonaws.com`, besides the account, which
+    /// administers it: the key policy has exactly these two statements. Observed: the
+    /// services of the operator's statement, plus [`FOREIGN_KEY_POLICY`] when the policy
+    /// has any other statement or lacks the account's.
+    pub service_principals: Vec<String>,
     /// Observed only: the key is scheduled for deletion.
     pub pending_deletion: bool,
 }
@@ -58,14 +64,58 @@ pub struct LogGroupSpec {
     pub kms_key_arn: String,
 }
 
+/// What a key's observed `service_principals` include when its policy is not the one the
+/// operator writes (a statement added or the account's administration removed by hand).
+pub const FOREIGN_KEY_POLICY: &str = "(statements the operator did not write)";
+
+/// One `Allow` statement of a role's inline policy: these actions on these resources.
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PolicyStatement {
+    pub actions: Vec<String>,
+    /// ARNs (or ARN patterns); `*` only where the action cannot be scoped.
+    pub resources: Vec<String>,
+}
+
+impl PolicyStatement {
+    /// A statement with both lists sorted and without duplicates (the form observe
+    /// reports, so that order is never drift).
+    pub fn new<A: AsRef<str>, R: AsRef<str>>(actions: &[A], resources: &[R]) -> Self {
+        let sorted = |items: Vec<String>| {
+            let mut items = items;
+            items.sort();
+            items.dedup();
+            items
+        };
+        PolicyStatement {
+            actions: sorted(actions.iter().map(|a| a.as_ref().to_string()).collect()),
+            resources: sorted(resources.iter().map(|r| r.as_ref().to_string()).collect()),
+        }
+    }
+}
+
+/// Statements in the form observe reports them: each normalized ([`PolicyStatement::new`]),
+/// the list sorted, duplicates and empty statements dropped.
+pub fn normalized_statements(statements: &[PolicyStatement]) -> Vec<PolicyStatement> {
+    let mut out: Vec<PolicyStatement> = statements
+        .iter()
+        .map(|s| PolicyStatement::new(&s.actions, &s.resources))
+        .filter(|s| !s.actions.is_empty())
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct IamRoleSpec {
     pub name: String,
     /// The service allowed to assume it, e.g. `vpc-flow-logs.amazonaws.com`.
     pub trusted_service: String,
-    /// Actions the inline policy allows (least privilege: only these, on `*`).
-    pub allowed_actions: Vec<String>,
+    /// What the inline policy allows (least privilege: each action only on the resources
+    /// it needs), in [`normalized_statements`] form.
+    pub statements: Vec<PolicyStatement>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

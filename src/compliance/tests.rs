@@ -94,6 +94,7 @@ fn compliant() -> Vec<ObservedNode> {
             Spec::KmsKey(KmsKeySpec {
                 description: "logs".into(),
                 rotation_enabled: true,
+                service_principals: vec![],
                 pending_deletion: false,
             }),
         ),

@@ -18,8 +18,9 @@ use hipaa_operator::cloud::sim::{SimCloud, SimConfig};
 use hipaa_operator::cloud::{
     CloudError, DefaultSecurityGroupSpec, DeleteMode, Desired, ElasticIpSpec, FlowLogSpec,
     IamRoleSpec, Idempotency, InstanceSpec, InternetGatewaySpec, Kind, KindSpec, KmsKeySpec,
-    LogGroupSpec, Lookup, NatGatewaySpec, Observed, Owner, Provider, Route, RouteTableSpec,
-    SecurityGroupSpec, SgRule, Spec, State, SubnetSpec, VpcSpec, ownership_tags,
+    LogGroupSpec, Lookup, NatGatewaySpec, Observed, Owner, PolicyStatement, Provider, Route,
+    RouteTableSpec, STREAMS_ARN, SecurityGroupSpec, SgRule, Spec, State, SubnetSpec, VpcSpec,
+    normalized_statements, ownership_tags,
 };
 use hipaa_operator::engine::diff::diff;
 
@@ -137,11 +138,17 @@ fn case(kind: Kind, owner: &Owner, made: &Made) -> Case {
             spec: Spec::KmsKey(KmsKeySpec {
                 description: "contract".into(),
                 rotation_enabled: true,
+                service_principals: vec!["logs.us-east-1.amazonaws.com".into()],
                 pending_deletion: false,
             }),
-            mutations: vec![change("rotationEnabled", |k: &mut KmsKeySpec| {
-                k.rotation_enabled = false
-            })],
+            mutations: vec![
+                change("rotationEnabled", |k: &mut KmsKeySpec| {
+                    k.rotation_enabled = false
+                }),
+                change("servicePrincipals", |k: &mut KmsKeySpec| {
+                    k.service_principals.push("sns.amazonaws.com".into())
+                }),
+            ],
         },
         Kind::LogGroup => Case {
             node: "logs",
@@ -159,10 +166,25 @@ fn case(kind: Kind, owner: &Owner, made: &Made) -> Case {
             spec: Spec::IamRole(IamRoleSpec {
                 name: format!("hipaa-{}", &owner.name[..20.min(owner.name.len())]),
                 trusted_service: "vpc-flow-logs.amazonaws.com".into(),
-                allowed_actions: vec!["logs:CreateLogStream".into(), "logs:PutLogEvents".into()],
+                statements: vec![PolicyStatement::new(
+                    &["logs:CreateLogStream", "logs:PutLogEvents"],
+                    &[made
+                        .0
+                        .get(&Kind::LogGroup)
+                        .and_then(|g| g.attributes.get(STREAMS_ARN).cloned())
+                        .unwrap_or_default()],
+                )],
             }),
-            mutations: vec![change("allowedActions", |r: &mut IamRoleSpec| {
-                r.allowed_actions.push("logs:GetLogEvents".into())
+            // Another action on the same resources, and a second statement on another.
+            mutations: vec![change("statements", |r: &mut IamRoleSpec| {
+                r.statements[0]
+                    .actions
+                    .push("logs:DescribeLogStreams".into());
+                r.statements.push(PolicyStatement::new(
+                    &["kms:Decrypt"],
+                    &["arn:aws:kms:us-east-1:123456789012:key/x"],
+                ));
+                r.statements = normalized_statements(&r.statements);
             })],
         },
         Kind::Vpc => Case {

@@ -1,7 +1,7 @@
 //! IAM roles (global). The id is the role NAME (unique per account, what every IAM call
 //! takes; the sim uses the `AROA…` RoleId but accepts the name too). `CreateRole` takes the
 //! trust policy for `trusted_service` and the tags; `PutRolePolicy` adds the inline policy
-//! `hipaa-operator` allowing exactly `allowed_actions` on `*`.
+//! `hipaa-operator` with exactly the spec's statements (each its actions on its resources).
 //!
 //! IAM has no tag filter: observe reads each role it can name (recorded id, else the
 //! desired name) with `GetRole` (which returns tags) + `ListRolePolicies` + one
@@ -16,8 +16,8 @@ use serde_json::{Value, json};
 
 use super::{AwsCloud, match_lookups, missing_tags};
 use crate::cloud::{
-    CloudError, Desired, IamRoleSpec, Kind, KindSpec, Lookup, Observed, Owned, Owner, Spec, State,
-    TAG_NODE, TAG_OWNER,
+    CloudError, Desired, IamRoleSpec, Kind, KindSpec, Lookup, Observed, Owned, Owner,
+    PolicyStatement, Spec, State, TAG_NODE, TAG_OWNER, normalized_statements,
 };
 
 const POLICY_NAME: &str = "hipaa-operator";
@@ -32,15 +32,12 @@ fn trust_policy(service: &str) -> String {
     .to_string()
 }
 
-fn actions_policy(actions: &[String]) -> String {
-    let mut actions = actions.to_vec();
-    actions.sort();
-    actions.dedup();
-    json!({
-        "Version": "2012-10-17",
-        "Statement": [{"Effect": "Allow", "Action": actions, "Resource": "*"}]
-    })
-    .to_string()
+fn statements_policy(statements: &[PolicyStatement]) -> String {
+    let statements: Vec<Value> = statements
+        .iter()
+        .map(|s| json!({"Effect": "Allow", "Action": s.actions, "Resource": s.resources}))
+        .collect();
+    json!({"Version": "2012-10-17", "Statement": statements}).to_string()
 }
 
 /// IAM returns policy documents URL-encoded (RFC 3986).
@@ -101,13 +98,13 @@ fn trusted_service(document: &str) -> String {
         .unwrap_or_default()
 }
 
-/// Actions allowed by a policy document.
-fn allowed_actions(document: &str) -> Vec<String> {
+/// The Allow statements of a policy document.
+fn allowed(document: &str) -> Vec<PolicyStatement> {
     let doc = parse(document);
     statements(&doc)
         .into_iter()
         .filter(|s| s["Effect"] == "Allow")
-        .flat_map(|s| strings(&s["Action"]))
+        .map(|s| PolicyStatement::new(&strings(&s["Action"]), &strings(&s["Resource"])))
         .collect()
 }
 
@@ -168,7 +165,7 @@ async fn policy_names(cloud: &AwsCloud, name: &str) -> Result<Vec<String>, Cloud
 /// A role as the engine sees it: its trust policy and the actions its inline policies allow.
 async fn read(cloud: &AwsCloud, name: &str) -> Result<Observed, CloudError> {
     let role = get_role(cloud, name).await?;
-    let mut actions = Vec::new();
+    let mut allows = Vec::new();
     for policy in policy_names(cloud, role.role_name()).await? {
         let result = cloud
             .iam
@@ -178,10 +175,8 @@ async fn read(cloud: &AwsCloud, name: &str) -> Result<Observed, CloudError> {
             .send()
             .await;
         let output = cloud.done("iam", "GetRolePolicy", result)?;
-        actions.extend(allowed_actions(output.policy_document()));
+        allows.extend(allowed(output.policy_document()));
     }
-    actions.sort();
-    actions.dedup();
     Ok(Observed {
         id: role.role_name().to_string(),
         arn: Some(role.arn().to_string()),
@@ -191,7 +186,7 @@ async fn read(cloud: &AwsCloud, name: &str) -> Result<Observed, CloudError> {
             trusted_service: trusted_service(
                 role.assume_role_policy_document().unwrap_or_default(),
             ),
-            allowed_actions: actions,
+            statements: normalized_statements(&allows),
         }),
         tags: role_tags(role.tags()),
         attributes: BTreeMap::from([("roleId".to_string(), role.role_id().to_string())]),
@@ -328,7 +323,7 @@ pub(crate) async fn create(
         .await;
     cloud.done("iam", "CreateRole", result)?;
     let created = IamRoleSpec {
-        allowed_actions: vec![],
+        statements: vec![],
         ..spec.clone()
     };
     reconcile(cloud, &spec.name, spec, &created).await?;
@@ -374,15 +369,9 @@ async fn reconcile(
             .await;
         cloud.done("iam", "UpdateAssumeRolePolicy", result)?;
     }
-    let sorted = |a: &[String]| {
-        let mut a = a.to_vec();
-        a.sort();
-        a.dedup();
-        a
-    };
-    let actions = sorted(&want.allowed_actions);
-    if actions != sorted(&have.allowed_actions) {
-        if actions.is_empty() {
+    let statements = normalized_statements(&want.statements);
+    if statements != normalized_statements(&have.statements) {
+        if statements.is_empty() {
             let result = cloud
                 .iam
                 .delete_role_policy()
@@ -397,7 +386,7 @@ async fn reconcile(
                 .put_role_policy()
                 .role_name(name)
                 .policy_name(POLICY_NAME)
-                .policy_document(actions_policy(&actions))
+                .policy_document(statements_policy(&statements))
                 .send()
                 .await;
             cloud.done("iam", "PutRolePolicy", result)?;
@@ -436,13 +425,20 @@ pub(crate) async fn owned(cloud: &AwsCloud, owner: &Owner) -> Result<Vec<Owned>,
 #[cfg(test)]
 mod tests {
     use super::super::route_table::tests::{by_id, by_tag, cloud, desired, owner};
-    use crate::cloud::{IamRoleSpec, Kind, Lookup, Provider, Spec};
+    use crate::cloud::{
+        IamRoleSpec, Kind, Lookup, PolicyStatement, Provider, Spec, normalized_statements,
+    };
 
     fn role(name: &str, service: &str, actions: &[&str]) -> Spec {
         Spec::IamRole(IamRoleSpec {
             name: name.into(),
             trusted_service: service.into(),
-            allowed_actions: actions.iter().map(|a| a.to_string()).collect(),
+            statements: vec![crate::cloud::PolicyStatement::new(
+                actions,
+                &[format!(
+                    "arn:aws:logs:us-east-1:123456789012:log-group:/{name}:*"
+                )],
+            )],
         })
     }
 
@@ -462,8 +458,17 @@ mod tests {
             super::trusted_service(&encoded),
             "vpc-flow-logs.amazonaws.com"
         );
-        let policy = super::actions_policy(&["b".into(), "a".into()]);
-        assert_eq!(super::allowed_actions(&policy), vec!["a", "b"]);
+        // Statements come back in the normalized form, whatever order they were written in.
+        let one = PolicyStatement {
+            actions: vec!["b".into(), "a".into()],
+            resources: vec!["arn:2".into(), "arn:1".into()],
+        };
+        let two = PolicyStatement::new(&["c"], &["*"]);
+        let policy = super::statements_policy(&[two.clone(), one]);
+        assert_eq!(
+            normalized_statements(&super::allowed(&policy)),
+            vec![PolicyStatement::new(&["a", "b"], &["arn:1", "arn:2"]), two]
+        );
     }
 
     #[tokio::test]

@@ -8,16 +8,140 @@
 //! `ListResourceTags` are skipped). Delete is `ScheduleKeyDeletion` (7 days): the key then
 //! observes as `Deleting` with `pending_deletion`, and update's `CancelKeyDeletion` +
 //! `EnableKey` bring it back. `owned` leaves keys pending deletion out.
+//!
+//! The key policy: the account administers the key (AWS's default statement) and the
+//! spec's services may use it (statement `ServicesUseTheKey`); `PutKeyPolicy` writes it
+//! after `CreateKey` (the account id comes from the new key's ARN) and whenever the
+//! observed policy differs. Observe reads it with `GetKeyPolicy` (one call a key): any
+//! other statement, or the account's missing, is reported as [`FOREIGN_KEY_POLICY`].
 
 use std::collections::BTreeMap;
 
 use aws_sdk_kms::types::{KeyMetadata, KeyState, Tag};
 
+use serde_json::{Value, json};
+
 use super::{AwsCloud, match_lookups, missing_tags};
 use crate::cloud::{
-    CloudError, Desired, Kind, KmsKeySpec, Lookup, Observed, Owned, Owner, State, TAG_NODE,
-    TAG_OWNER,
+    CloudError, Desired, FOREIGN_KEY_POLICY, Kind, KmsKeySpec, Lookup, Observed, Owned, Owner,
+    State, TAG_NODE, TAG_OWNER,
 };
+
+/// The statement id of the services' use of the key.
+const SERVICES_SID: &str = "ServicesUseTheKey";
+
+/// What the services may do with the key: use it for their data, nothing else.
+const SERVICE_ACTIONS: [&str; 7] = [
+    "kms:Decrypt",
+    "kms:DescribeKey",
+    "kms:Encrypt",
+    "kms:GenerateDataKey",
+    "kms:GenerateDataKeyWithoutPlaintext",
+    "kms:ReEncryptFrom",
+    "kms:ReEncryptTo",
+];
+
+/// The account of a key's ARN (`arn:aws:kms:<region>:<account>:key/<id>`).
+fn account_of(arn: &str) -> &str {
+    arn.split(':').nth(4).unwrap_or_default()
+}
+
+fn sorted(items: &[String]) -> Vec<String> {
+    let mut items = items.to_vec();
+    items.sort();
+    items.dedup();
+    items
+}
+
+/// The key policy the operator writes: the account administers the key (AWS's default
+/// statement, without which the key could not be managed), the services use it.
+fn key_policy(account: &str, services: &[String]) -> String {
+    let mut statements = vec![json!({
+        "Sid": "AccountAdministersTheKey",
+        "Effect": "Allow",
+        "Principal": {"AWS": format!("arn:aws:iam::{account}:root")},
+        "Action": "kms:*",
+        "Resource": "*",
+    })];
+    let services = sorted(services);
+    if !services.is_empty() {
+        statements.push(json!({
+            "Sid": SERVICES_SID,
+            "Effect": "Allow",
+            "Principal": {"Service": services},
+            "Action": SERVICE_ACTIONS,
+            "Resource": "*",
+        }));
+    }
+    json!({"Version": "2012-10-17", "Id": "hipaa-operator", "Statement": statements}).to_string()
+}
+
+fn strings(value: &Value) -> Vec<String> {
+    match value {
+        Value::String(s) => vec![s.clone()],
+        Value::Array(items) => items
+            .iter()
+            .filter_map(|v| v.as_str().map(String::from))
+            .collect(),
+        _ => vec![],
+    }
+}
+
+/// The spec's `service_principals` as a policy shows them: the services of the operator's
+/// statement, plus [`FOREIGN_KEY_POLICY`] when anything else differs from what
+/// [`key_policy`] writes (a statement of another shape, the account's missing).
+fn principals_of(policy: &str, account: &str) -> Vec<String> {
+    let doc: Value = serde_json::from_str(policy).unwrap_or(Value::Null);
+    let statements = match &doc["Statement"] {
+        Value::Array(items) => items.clone(),
+        Value::Null => vec![],
+        one => vec![one.clone()],
+    };
+    let root = format!("arn:aws:iam::{account}:root");
+    let mut services = Vec::new();
+    let mut administered = false;
+    let mut foreign = false;
+    for statement in &statements {
+        let allows = statement["Effect"] == "Allow" && statement["Resource"] == "*";
+        let aws = strings(&statement["Principal"]["AWS"]);
+        let actions = sorted(&strings(&statement["Action"]));
+        if allows && aws == [root.clone()] && actions == ["kms:*"] {
+            administered = true;
+        } else if allows
+            && statement["Sid"] == SERVICES_SID
+            && aws.is_empty()
+            && actions == SERVICE_ACTIONS.map(String::from)
+        {
+            services.extend(strings(&statement["Principal"]["Service"]));
+        } else {
+            foreign = true;
+        }
+    }
+    let mut out = sorted(&services);
+    if foreign || !administered {
+        out.push(FOREIGN_KEY_POLICY.to_string());
+    }
+    out
+}
+
+/// The key's policy, as [`principals_of`] reads it.
+async fn policy_principals(
+    cloud: &AwsCloud,
+    meta: &KeyMetadata,
+) -> Result<Vec<String>, CloudError> {
+    let result = cloud
+        .kms
+        .get_key_policy()
+        .key_id(meta.key_id())
+        .policy_name("default")
+        .send()
+        .await;
+    let output = cloud.done("kms", "GetKeyPolicy", result)?;
+    Ok(principals_of(
+        output.policy().unwrap_or_default(),
+        account_of(meta.arn().unwrap_or_default()),
+    ))
+}
 
 fn kms_tags(tags: &BTreeMap<String, String>) -> Result<Vec<Tag>, CloudError> {
     tags.iter()
@@ -115,6 +239,11 @@ async fn with_meta(
             Err(e) => return Err(e),
         }
     };
+    let service_principals = if pending_deletion {
+        Vec::new()
+    } else {
+        policy_principals(cloud, &meta).await?
+    };
     let tags = match tags {
         Some(tags) => tags,
         None => tags_of(cloud, meta.key_id()).await?.unwrap_or_default(),
@@ -130,6 +259,7 @@ async fn with_meta(
         spec: KmsKeySpec {
             description: meta.description().unwrap_or_default().to_string(),
             rotation_enabled,
+            service_principals,
             pending_deletion,
         }
         .into(),
@@ -236,12 +366,15 @@ pub(crate) async fn create(
         operation: "CreateKey".into(),
         message: "no key metadata in the response".into(),
     })?;
+    // AWS's default policy: the account administers the key, no service uses it.
     let created = KmsKeySpec {
         description: spec.description.clone(),
         rotation_enabled: false,
+        service_principals: vec![],
         pending_deletion: false,
     };
-    reconcile(cloud, meta.key_id(), spec, &created).await?;
+    let account = account_of(meta.arn().unwrap_or_default()).to_string();
+    reconcile(cloud, meta.key_id(), &account, spec, &created).await?;
     read(cloud, meta.key_id(), Some(desired.tags.clone())).await
 }
 
@@ -252,7 +385,8 @@ pub(crate) async fn update(
     want: &KmsKeySpec,
     have: &KmsKeySpec,
 ) -> Result<Observed, CloudError> {
-    reconcile(cloud, &observed.id, want, have).await?;
+    let account = account_of(observed.arn.as_deref().unwrap_or_default()).to_string();
+    reconcile(cloud, &observed.id, &account, want, have).await?;
     let missing = missing_tags(&desired.tags, &observed.tags);
     if !missing.is_empty() {
         let result = cloud
@@ -272,6 +406,7 @@ pub(crate) async fn update(
 async fn reconcile(
     cloud: &AwsCloud,
     id: &str,
+    account: &str,
     want: &KmsKeySpec,
     have: &KmsKeySpec,
 ) -> Result<(), CloudError> {
@@ -296,6 +431,17 @@ async fn reconcile(
             .send()
             .await;
         cloud.done("kms", "UpdateKeyDescription", result)?;
+    }
+    if sorted(&want.service_principals) != sorted(&have.service_principals) {
+        let result = cloud
+            .kms
+            .put_key_policy()
+            .key_id(id)
+            .policy_name("default")
+            .policy(key_policy(account, &want.service_principals))
+            .send()
+            .await;
+        cloud.done("kms", "PutKeyPolicy", result)?;
     }
     if want.rotation_enabled != have_rot {
         if want.rotation_enabled {
@@ -348,14 +494,62 @@ pub(crate) async fn owned(cloud: &AwsCloud, owner: &Owner) -> Result<Vec<Owned>,
 #[cfg(test)]
 mod tests {
     use super::super::route_table::tests::{by_id, by_tag, cloud, desired, owner};
-    use crate::cloud::{Kind, KmsKeySpec, Provider, Spec, State};
+    use crate::cloud::{FOREIGN_KEY_POLICY, Kind, KmsKeySpec, Provider, Spec, State};
 
     fn key(rotation: bool) -> Spec {
         Spec::KmsKey(KmsKeySpec {
             description: "hipaa-operator test".into(),
             rotation_enabled: rotation,
+            service_principals: vec!["logs.us-east-1.amazonaws.com".into()],
             pending_deletion: false,
         })
+    }
+
+    #[test]
+    fn the_policy_reads_back_as_its_services_and_anything_else_is_foreign() {
+        let services = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let ours = super::key_policy("111122223333", &services(&["sns.amazonaws.com", "logs.x"]));
+        let with_extra = {
+            let mut doc: serde_json::Value = serde_json::from_str(&ours).unwrap();
+            doc["Statement"].as_array_mut().unwrap().push(serde_json::json!({
+                "Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "kms:Decrypt", "Resource": "*"
+            }));
+            doc.to_string()
+        };
+        let without_account = {
+            let mut doc: serde_json::Value = serde_json::from_str(&ours).unwrap();
+            doc["Statement"].as_array_mut().unwrap().remove(0);
+            doc.to_string()
+        };
+        // AWS's default policy (as CreateKey writes it), with its own statement id.
+        let default = r#"{"Version":"2012-10-17","Id":"key-default-1","Statement":[{"Sid":"Enable IAM User Permissions","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111122223333:root"},"Action":"kms:*","Resource":"*"}]}"#;
+        // Each row: a policy, and the services it reads back as.
+        let rows: [(&str, &str, Vec<String>); 5] = [
+            ("ours", &ours, services(&["logs.x", "sns.amazonaws.com"])),
+            ("AWS's default", default, vec![]),
+            (
+                "a statement added",
+                &with_extra,
+                services(&["logs.x", "sns.amazonaws.com", FOREIGN_KEY_POLICY]),
+            ),
+            (
+                "the account's removed",
+                &without_account,
+                services(&["logs.x", "sns.amazonaws.com", FOREIGN_KEY_POLICY]),
+            ),
+            (
+                "another account's root",
+                &super::key_policy("999999999999", &[]),
+                services(&[FOREIGN_KEY_POLICY]),
+            ),
+        ];
+        for (what, policy, want) in rows {
+            assert_eq!(super::principals_of(policy, "111122223333"), want, "{what}");
+        }
+        assert_eq!(
+            super::account_of("arn:aws:kms:us-east-1:111122223333:key/abc"),
+            "111122223333"
+        );
     }
 
     #[tokio::test]

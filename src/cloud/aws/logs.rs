@@ -13,8 +13,8 @@ use aws_sdk_cloudwatchlogs::types::LogGroup;
 use super::paginate;
 use super::{AwsCloud, match_lookups, missing_tags};
 use crate::cloud::{
-    CloudError, Desired, Kind, KindSpec, LogGroupSpec, Lookup, Observed, Owned, Owner, State,
-    TAG_NODE, TAG_OWNER,
+    CloudError, Desired, Kind, KindSpec, LogGroupSpec, Lookup, Observed, Owned, Owner, STREAMS_ARN,
+    State, TAG_NODE, TAG_OWNER,
 };
 
 /// Where the blueprint puts the owner's log groups.
@@ -65,9 +65,11 @@ async fn tags_of(cloud: &AwsCloud, arn: &str) -> Result<BTreeMap<String, String>
 
 fn to_observed(group: &LogGroup, tags: BTreeMap<String, String>) -> Observed {
     let name = group.log_group_name().unwrap_or_default().to_string();
+    let arn = arn_of(group);
     Observed {
         id: name.clone(),
-        arn: Some(arn_of(group)),
+        attributes: BTreeMap::from([(STREAMS_ARN.to_string(), format!("{arn}:log-stream:*"))]),
+        arn: Some(arn),
         state: State::Available,
         spec: LogGroupSpec {
             name,
@@ -76,7 +78,6 @@ fn to_observed(group: &LogGroup, tags: BTreeMap<String, String>) -> Observed {
         }
         .into(),
         tags,
-        attributes: BTreeMap::new(),
     }
 }
 

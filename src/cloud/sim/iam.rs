@@ -1,17 +1,17 @@
 //! IAM roles (global: no region in the ARN). The name is unique per account
 //! (`EntityAlreadyExists`); the trust policy names one service, the inline policy the
-//! allowed actions. Delete removes the inline policy first (AWS refuses to delete a role
+//! allowed statements (actions on resources). Delete removes the inline policy first (AWS refuses to delete a role
 //! that still has one: `DeleteConflict`).
 
 use super::SimCloud;
 use super::api::{Result, dependency, not_found, ok_if_missing, sync_tags, terminal};
 use super::world::{ACCOUNT, Record, World};
-use crate::cloud::{Desired, IamRoleSpec, Kind, Observed};
+use crate::cloud::{Desired, IamRoleSpec, Kind, Observed, normalized_statements};
 
 pub(crate) async fn create(sim: &SimCloud, d: &Desired, spec: &IamRoleSpec) -> Result<Observed> {
     let name = &spec.name;
     let created = IamRoleSpec {
-        allowed_actions: vec![],
+        statements: vec![],
         ..spec.clone()
     };
     let id = sim
@@ -96,21 +96,15 @@ async fn reconcile(sim: &SimCloud, id: &str, want: &IamRoleSpec, have: &IamRoleS
         })
         .await?;
     }
-    let sorted = |a: &[String]| {
-        let mut a = a.to_vec();
-        a.sort();
-        a.dedup();
-        a
-    };
-    let actions = sorted(&want.allowed_actions);
-    if actions != sorted(&have.allowed_actions) {
-        let op = if actions.is_empty() {
+    let statements = normalized_statements(&want.statements);
+    if statements != normalized_statements(&have.statements) {
+        let op = if statements.is_empty() {
             "DeleteRolePolicy"
         } else {
             "PutRolePolicy"
         };
         sim.call("iam", op, |w, _| {
-            role(w, op, id).map(|role| role.allowed_actions = actions)
+            role(w, op, id).map(|role| role.statements = statements)
         })
         .await?;
     }
@@ -122,19 +116,19 @@ pub(crate) async fn delete(sim: &SimCloud, id: &str) -> Result<()> {
         let op = "ListRolePolicies";
         let has_policy = sim
             .call("iam", op, |w, _| {
-                role(w, op, id).map(|role| !role.allowed_actions.is_empty())
+                role(w, op, id).map(|role| !role.statements.is_empty())
             })
             .await?;
         if has_policy {
             let op = "DeleteRolePolicy";
             sim.call("iam", op, |w, _| {
-                role(w, op, id).map(|role| role.allowed_actions.clear())
+                role(w, op, id).map(|role| role.statements.clear())
             })
             .await?;
         }
         sim.call("iam", "DeleteRole", |w, _| {
             let op = "DeleteRole";
-            if !role(w, op, id)?.allowed_actions.is_empty() {
+            if !role(w, op, id)?.statements.is_empty() {
                 return Err(dependency(
                     op,
                     "DeleteConflict: Cannot delete entity, must delete policies first.",

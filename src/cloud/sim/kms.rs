@@ -2,7 +2,8 @@
 //! Delete is `ScheduleKeyDeletion` with the 7-day minimum window: the key stays, state
 //! `Deleting` and `pending_deletion = true`, until 7 days × `time_scale` have passed;
 //! update's `CancelKeyDeletion` (+ `EnableKey`, as a cancelled key comes back disabled)
-//! brings it back.
+//! brings it back. The key policy is modelled as the services it admits
+//! (`PutKeyPolicy`).
 
 use super::SimCloud;
 use super::api::{CloudErrorExt, Result, not_found, sync_tags, terminal};
@@ -12,9 +13,11 @@ use crate::cloud::{CloudError, Desired, Kind, KindSpec, KmsKeySpec, Observed};
 const WEEK_SECONDS: f64 = 7.0 * 24.0 * 3600.0;
 
 pub(crate) async fn create(sim: &SimCloud, d: &Desired, spec: &KmsKeySpec) -> Result<Observed> {
+    // AWS's default policy: the account administers the key, no service uses it.
     let created = KmsKeySpec {
         description: spec.description.clone(),
         rotation_enabled: false,
+        service_principals: vec![],
         pending_deletion: false,
     };
     let id = sim
@@ -68,6 +71,20 @@ async fn reconcile(sim: &SimCloud, id: &str, want: &KmsKeySpec, have: &KmsKeySpe
         let op = "UpdateKeyDescription";
         sim.call("kms", op, |w, _| {
             usable(w, op, id).map(|key| key.spec.description.clone_from(&want.description))
+        })
+        .await?;
+    }
+    let sorted = |items: &[String]| {
+        let mut items = items.to_vec();
+        items.sort();
+        items.dedup();
+        items
+    };
+    let services = sorted(&want.service_principals);
+    if services != sorted(&have.service_principals) {
+        let op = "PutKeyPolicy";
+        sim.call("kms", op, |w, _| {
+            usable(w, op, id).map(|key| key.spec.service_principals = services)
         })
         .await?;
     }

@@ -6,7 +6,7 @@
 use super::SimCloud;
 use super::api::{Result, not_found, ok_if_missing, sync_tags, terminal};
 use super::world::{ACCOUNT, World};
-use crate::cloud::{Desired, Kind, KmsKeySpec, LogGroupSpec, Observed};
+use crate::cloud::{Desired, Kind, KmsKeySpec, LogGroupSpec, Observed, STREAMS_ARN};
 
 const RETENTION_DAYS: [i32; 22] = [
     1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
@@ -47,6 +47,8 @@ pub(crate) async fn create(sim: &SimCloud, d: &Desired, spec: &LogGroupSpec) -> 
         );
         let arn = format!("arn:aws:logs:{}:{ACCOUNT}:log-group:{name}", w.region);
         if let Some(r) = w.get_mut(Kind::LogGroup, name) {
+            r.attributes
+                .insert(STREAMS_ARN.into(), format!("{arn}:log-stream:*"));
             r.arn = Some(arn);
         }
         Ok(())

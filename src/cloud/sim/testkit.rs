@@ -190,6 +190,7 @@ pub(crate) fn key_spec(rotation: bool) -> Spec {
     Spec::KmsKey(KmsKeySpec {
         description: "hipaa data".into(),
         rotation_enabled: rotation,
+        service_principals: vec!["logs.us-east-1.amazonaws.com".into()],
         pending_deletion: false,
     })
 }
@@ -206,7 +207,12 @@ pub(crate) fn role_spec(name: &str, actions: &[&str]) -> Spec {
     Spec::IamRole(IamRoleSpec {
         name: name.into(),
         trusted_service: "vpc-flow-logs.amazonaws.com".into(),
-        allowed_actions: actions.iter().map(|a| a.to_string()).collect(),
+        statements: crate::cloud::normalized_statements(&[crate::cloud::PolicyStatement::new(
+            actions,
+            &[format!(
+                "arn:aws:logs:us-east-1:123456789012:log-group:/{name}:*"
+            )],
+        )]),
     })
 }
 

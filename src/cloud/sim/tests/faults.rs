@@ -124,6 +124,7 @@ async fn calls_are_counted_by_service_operation_and_outcome() {
         ("ec2", "DescribeVpcs", CallOutcome::Ok, 2),
         ("iam", "CreateRole", CallOutcome::Ok, 1),
         ("kms", "CreateKey", CallOutcome::Ok, 1),
+        ("kms", "PutKeyPolicy", CallOutcome::Ok, 1),
         ("logs", "CreateLogGroup", CallOutcome::Ok, 1),
         ("logs", "CreateLogGroup", CallOutcome::ClientError, 1),
         ("tagging", "GetResources", CallOutcome::Ok, 1),

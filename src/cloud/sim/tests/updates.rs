@@ -326,11 +326,11 @@ async fn each_update_operation_changes_only_the_differing_field() {
             "role actions",
             role.clone(),
             Box::new(|s| {
-                if let Spec::IamRole(IamRoleSpec {
-                    allowed_actions, ..
-                }) = s
-                {
-                    allowed_actions.push("logs:CreateLogStream".into())
+                if let Spec::IamRole(IamRoleSpec { statements, .. }) = s {
+                    statements.push(crate::cloud::PolicyStatement::new(
+                        &["logs:CreateLogStream"],
+                        &["*"],
+                    ))
                 }
             }),
             vec!["PutRolePolicy"],

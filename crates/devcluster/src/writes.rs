@@ -212,14 +212,22 @@ pub fn patch(
         serde_json::from_slice(body)
             .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))
     };
-    let mut accepted = vec![
-        "application/json-patch+json",
-        "application/merge-patch+json",
-        "application/apply-patch+yaml",
-    ];
-    if rt.special != Special::Custom {
-        accepted.push("application/strategic-merge-patch+json");
-    }
+    // The patch types the real server takes, in its order (its 415 lists them so):
+    // strategic merge patch only for built-in kinds.
+    let accepted: &[&str] = if rt.special == Special::Custom {
+        &[
+            "application/json-patch+json",
+            "application/merge-patch+json",
+            "application/apply-patch+yaml",
+        ]
+    } else {
+        &[
+            "application/json-patch+json",
+            "application/merge-patch+json",
+            "application/strategic-merge-patch+json",
+            "application/apply-patch+yaml",
+        ]
+    };
     if content_type == "application/apply-patch+yaml" {
         let applied: Value = serde_yaml_ng::from_slice(body)
             .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?;
@@ -309,7 +317,7 @@ pub fn patch(
             strategic::strategic_merge(&current, &parse_json(body)?, &rt.kind)
                 .map_err(ApiError::bad_request)?
         }
-        other => return Err(ApiError::unsupported_media_type(other, &accepted)),
+        _ => return Err(ApiError::unsupported_media_type(accepted)),
     };
     let patched = if rt.special == Special::EventsV1 {
         super::events::v1_to_core(&patched)

@@ -21,13 +21,16 @@
 //!   `metav1.MicroTime` with six fractional digits, `[]byte` (Secret `data`, ConfigMap
 //!   `binaryData`, a webhook `caBundle`) as standard base64 with padding, `FieldsV1` and
 //!   apiextensions `JSON` as the JSON they carry.
-//! - Errors are the real server's 400 BadRequest messages, and name the field when a
-//!   message or a field's content does not decode.
+//! - Errors are 400 BadRequest with the real server's wording around them (`the object
+//!   provided is unrecognized …`, `<Kind> in version "v1" cannot be handled as a …`); the
+//!   decode error inside is prost's, not Go's, and names the message field (or the JSON
+//!   path of a field whose content does not convert).
 //!
-//! Caveats: only the kinds the devcluster serves are known ([`decodes`]); fields unknown
-//! to `k8s-pb` 0.9 are skipped without a warning (protobuf has no strict decoding on the
-//! real server either); `contentEncoding` and `contentType` of the envelope are ignored,
-//! as the real decoder ignores them.
+//! Caveats: only the kinds the devcluster serves are known ([`decodes`]), and none of
+//! them carries a `resource.Quantity` or an `IntOrString`, so neither is converted;
+//! fields unknown to `k8s-pb` 0.9 are skipped without a warning (protobuf has no strict
+//! decoding on the real server either); `contentEncoding` and `contentType` of the
+//! envelope are ignored, as the real decoder ignores them.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -155,8 +158,11 @@ fn hex(bytes: &[u8]) -> String {
 /// `apiVersion` and `kind` from the envelope) that the JSON path would have parsed.
 ///
 /// Custom resources have no protobuf form. The real kube-apiserver still negotiates the
-/// media type for them and then fails to decode the body, so they get its 400
-/// BadRequest (`Object 'Kind' is missing in 'object has no kind field '`), not a 415.
+/// media type for them (its CRD handler lists protobuf) and then fails to decode the
+/// body, so they get its 400 BadRequest (`Object 'Kind' is missing in 'object has no
+/// kind field '`), not a 415. That is its answer with `fieldValidation=Ignore`; with the
+/// default Warn or Strict its CRD handler has no strict protobuf decoder and the request
+/// ends in a server error, which is not imitated: the 400 is answered in every mode.
 pub fn decode(rt: &ResourceType, body: &[u8]) -> Result<Value, ApiError> {
     let payload = match body {
         [] => return Err(unrecognized(rt, "empty data", body)),

@@ -692,9 +692,18 @@ async fn bad_input_gets_the_real_status_and_stores_nothing() {
             path.into(),
             "application/vnd.kubernetes.protobuf",
             b"k8s\x00".to_vec(),
+            400,
+            "BadRequest",
+            "protobuf envelope without a message",
+        ),
+        (
+            "POST",
+            path.into(),
+            "application/cbor",
+            vec![0xa0],
             415,
             "UnsupportedMediaType",
-            "protobuf",
+            "CBOR (off on the real server by default)",
         ),
     ];
     for (method, url, content_type, body, code, reason, why) in cases {
@@ -836,5 +845,124 @@ async fn watch_honours_timeout_seconds_and_sends_bookmarks() {
                 >= rv.parse::<u64>().unwrap()
         );
     }
+    c.stop().await;
+}
+
+fn protobuf_fixture(name: &str) -> Vec<u8> {
+    std::fs::read(repo(&format!(
+        "crates/devcluster/tests/fixtures/protobuf/{name}"
+    )))
+    .unwrap()
+}
+
+/// Protobuf bodies (kubectl's own, captured) create and replace built-in objects exactly as
+/// their JSON does; custom resources and other media types get the real server's answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn protobuf_bodies_write_built_ins_as_json_does_and_other_media_types_are_refused() {
+    let c = Cluster::start().await;
+    c.install_crds().await;
+    c.create_namespace("clinic").await;
+    let path = "/api/v1/namespaces/clinic/configmaps";
+    let body = protobuf_fixture("configmap.kubectl.pb");
+    let (status, _, created) = raw(
+        &c,
+        "POST",
+        path,
+        "application/vnd.kubernetes.protobuf",
+        body.clone(),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["data"]["settings.txt"], "line one\nline two\n");
+    assert_eq!(created["binaryData"]["blob.bin"], "AAEC//4gYmluYXJ5");
+    // The same object sent as kubectl's JSON, under another name, is stored the same.
+    let mut as_json: Value =
+        serde_json::from_slice(&protobuf_fixture("configmap.kubectl.json")).unwrap();
+    as_json["metadata"]["name"] = json!("app-config-json");
+    let (status, _, from_json) = raw(
+        &c,
+        "POST",
+        path,
+        "application/json",
+        serde_json::to_vec(&as_json).unwrap(),
+    )
+    .await;
+    assert_eq!(status, 201, "{from_json}");
+    let without_identity = |mut object: Value| {
+        for key in ["name", "uid", "resourceVersion", "creationTimestamp"] {
+            object["metadata"].as_object_mut().unwrap().remove(key);
+        }
+        object["metadata"]["managedFields"][0]
+            .as_object_mut()
+            .unwrap()
+            .remove("time");
+        object
+    };
+    assert_eq!(without_identity(created), without_identity(from_json));
+    // A replace (PUT) with a protobuf body: the stale-free object is accepted as is.
+    let (status, _, replaced) = raw(
+        &c,
+        "PUT",
+        &format!("{path}/app-config"),
+        "application/vnd.kubernetes.protobuf",
+        body,
+    )
+    .await;
+    assert_eq!(status, 200, "{replaced}");
+
+    // A custom resource has no protobuf form: the real server negotiates the media type,
+    // then cannot decode the body (400, not 415).
+    let (status, _, refused) = raw(
+        &c,
+        "POST",
+        "/apis/hipaa.dev/v1alpha1/namespaces/clinic/hipaanetworks",
+        "application/vnd.kubernetes.protobuf",
+        protobuf_fixture("configmap.kubectl.pb"),
+    )
+    .await;
+    assert_eq!(status, 400, "{refused}");
+    assert_eq!(
+        refused["message"],
+        "ConfigMap in version \"v1\" cannot be handled as a HipaaNetwork: Object 'Kind' is missing in 'object has no kind field '"
+    );
+    // Any other media type: the real server's 415, naming what it takes, no details.
+    for content_type in ["application/cbor", "text/plain", "application/x-yaml"] {
+        let (status, _, refused) = raw(&c, "POST", path, content_type, b"{}".to_vec()).await;
+        assert_eq!(status, 415, "{content_type}: {refused}");
+        assert_eq!(
+            refused,
+            json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                "message": "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/vnd.kubernetes.protobuf",
+                "reason": "UnsupportedMediaType", "code": 415}),
+            "{content_type}"
+        );
+    }
+    // Media type parameters do not matter.
+    let (status, _, _) = raw(
+        &c,
+        "POST",
+        path,
+        "application/json; charset=utf-8",
+        serde_json::to_vec(
+            &json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "charset"}}),
+        )
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 201);
+    // A patch in a media type patches do not come in: the patch types, in the real order.
+    let (status, _, refused) = raw(
+        &c,
+        "PATCH",
+        &format!("{path}/app-config"),
+        "application/vnd.kubernetes.protobuf",
+        protobuf_fixture("configmap.kubectl.pb"),
+    )
+    .await;
+    assert_eq!(status, 415, "{refused}");
+    assert_eq!(
+        refused["message"],
+        "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json, application/apply-patch+yaml"
+    );
     c.stop().await;
 }

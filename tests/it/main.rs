@@ -25,3 +25,4 @@ mod operator_process;
 mod operator_references;
 mod operator_sim;
 mod otlp_export;
+mod readme_walkthrough;

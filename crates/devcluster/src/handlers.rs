@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 
 use super::apimachinery::{fields::FieldSelector, labels::LabelSelector};
 use super::events;
+use super::protobuf;
 use super::registry::{ResourceType, Special};
 use super::server::{Call, Server, Target, json_response};
 use super::status::{self, ApiError};
@@ -230,23 +231,31 @@ fn list(server: &Server, target: &Target, call: &Call) -> Result<Response, ApiEr
     Ok(json_response(StatusCode::OK, &body))
 }
 
-/// Parses a request body: JSON, or YAML when the content type says so.
-pub fn parse_body(call: &Call) -> Result<Value, ApiError> {
-    let content_type = call.content_type();
-    if content_type.contains("protobuf") || content_type.contains("cbor") {
-        return Err(ApiError::unsupported_media_type(
-            content_type,
-            &["application/json", "application/yaml"],
-        ));
-    }
-    let value: Value = if content_type.contains("yaml") {
-        serde_yaml_ng::from_slice(&call.body).map_err(|e| {
-            ApiError::bad_request(format!("error converting YAML to JSON: yaml: {e}"))
-        })?
-    } else {
-        serde_json::from_slice(&call.body).map_err(|e| {
+/// The media types a create or update body may have, in the real server's order (its
+/// 415 lists them so).
+const BODY_MEDIA_TYPES: [&str; 3] = ["application/json", "application/yaml", protobuf::MEDIA_TYPE];
+
+/// Parses a create or update body for `rt` by its content type, as the real server
+/// negotiates it: JSON (also when no content type is given), YAML, or Kubernetes
+/// protobuf (decoded into the same JSON object, see [`protobuf`]). Media type parameters
+/// (`; charset=utf-8`) are ignored; any other media type gets the real server's 415.
+pub fn parse_body(rt: &ResourceType, call: &Call) -> Result<Value, ApiError> {
+    let media_type = call
+        .content_type()
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    let value: Value = match media_type.as_str() {
+        "" | "application/json" => serde_json::from_slice(&call.body).map_err(|e| {
             ApiError::bad_request(format!("couldn't get version/kind; json parse error: {e}"))
-        })?
+        })?,
+        "application/yaml" => serde_yaml_ng::from_slice(&call.body).map_err(|e| {
+            ApiError::bad_request(format!("error converting YAML to JSON: yaml: {e}"))
+        })?,
+        protobuf::MEDIA_TYPE => protobuf::decode(rt, &call.body)?,
+        _ => return Err(ApiError::unsupported_media_type(&BODY_MEDIA_TYPES)),
     };
     if !value.is_object() {
         return Err(ApiError::bad_request(
@@ -312,7 +321,7 @@ fn incoming(rt: &ResourceType, mut body: Value) -> Value {
 fn create(server: &Server, target: &Target, call: &Call) -> Result<Response, ApiError> {
     let rt = &target.rt;
     let options = write_options(call, target, Operation::Create)?;
-    let body = incoming(rt, parse_body(call)?);
+    let body = incoming(rt, parse_body(rt, call)?);
     let mut state = server.store.lock();
     let outcome = writes::create(&mut state, rt, target.namespace.as_deref(), body, &options)?;
     Ok(respond(
@@ -326,7 +335,7 @@ fn create(server: &Server, target: &Target, call: &Call) -> Result<Response, Api
 fn update(server: &Server, target: &Target, call: &Call) -> Result<Response, ApiError> {
     let rt = &target.rt;
     let options = write_options(call, target, Operation::Update)?;
-    let body = incoming(rt, parse_body(call)?);
+    let body = incoming(rt, parse_body(rt, call)?);
     let name = target.name.as_deref().unwrap_or_default();
     let mut state = server.store.lock();
     let outcome = writes::update(

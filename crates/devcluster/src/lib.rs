@@ -7,8 +7,11 @@
 //! patches and server-side apply with managedFields, status subresources, finalizers and
 //! garbage collection, and CRD schemas enforced (defaults, pruning, OpenAPI and CEL).
 //!
+//! Request bodies in JSON, YAML, or Kubernetes protobuf for the built-in kinds (what
+//! kubectl's typed clients send); responses are JSON.
+//!
 //! Caveats: one process, one lock (simple and strictly ordered, not a scale-out store);
-//! JSON and YAML only (no protobuf or CBOR); authentication is one bearer token, with no
+//! no CBOR, and no protobuf responses; authentication is one bearer token, with no
 //! authorization beyond it.
 //!
 //! It knows nothing of hipaa.dev: the operator's crate re-exports it as
@@ -21,6 +24,7 @@ mod gc;
 mod handlers;
 mod managed_fields;
 mod openapi;
+mod protobuf;
 mod registry;
 mod server;
 mod status;

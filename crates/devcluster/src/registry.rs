@@ -171,6 +171,18 @@ const BUILTINS: &[Builtin] = &[
     Builtin {
         group: "",
         version: "v1",
+        kind: "ServiceAccount",
+        plural: "serviceaccounts",
+        namespaced: true,
+        short_names: &["sa"],
+        categories: &[],
+        status: false,
+        special: Special::None,
+        storage: "serviceaccounts",
+    },
+    Builtin {
+        group: "",
+        version: "v1",
         kind: "Event",
         plural: "events",
         namespaced: true,

@@ -188,7 +188,9 @@ impl ApiError {
         )
     }
 
-    pub fn unsupported_media_type(content_type: &str, accepted: &[&str]) -> Self {
+    /// A body in a media type the endpoint does not take: the real server's 415, which
+    /// lists the accepted types and carries no details.
+    pub fn unsupported_media_type(accepted: &[&str]) -> Self {
         Self::new(
             415,
             "UnsupportedMediaType",
@@ -197,7 +199,6 @@ impl ApiError {
                 accepted.join(", ")
             ),
         )
-        .with_details(json!({"causes": [{"reason": "UnexpectedServerResponse", "message": content_type}]}))
     }
 
     pub fn too_large(limit: usize) -> Self {

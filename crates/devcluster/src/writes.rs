@@ -212,14 +212,22 @@ pub fn patch(
         serde_json::from_slice(body)
             .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))
     };
-    let mut accepted = vec![
-        "application/json-patch+json",
-        "application/merge-patch+json",
-        "application/apply-patch+yaml",
-    ];
-    if rt.special != Special::Custom {
-        accepted.push("application/strategic-merge-patch+json");
-    }
+    // The patch types the real server takes, in its order (its 415 lists them so):
+    // strategic merge patch only for built-in kinds.
+    let accepted: &[&str] = if rt.special == Special::Custom {
+        &[
+            "application/json-patch+json",
+            "application/merge-patch+json",
+            "application/apply-patch+yaml",
+        ]
+    } else {
+        &[
+            "application/json-patch+json",
+            "application/merge-patch+json",
+            "application/strategic-merge-patch+json",
+            "application/apply-patch+yaml",
+        ]
+    };
     if content_type == "application/apply-patch+yaml" {
         let applied: Value = serde_yaml_ng::from_slice(body)
             .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?;
@@ -309,7 +317,7 @@ pub fn patch(
             strategic::strategic_merge(&current, &parse_json(body)?, &rt.kind)
                 .map_err(ApiError::bad_request)?
         }
-        other => return Err(ApiError::unsupported_media_type(other, &accepted)),
+        _ => return Err(ApiError::unsupported_media_type(accepted)),
     };
     let patched = if rt.special == Special::EventsV1 {
         super::events::v1_to_core(&patched)
@@ -435,8 +443,9 @@ fn finish(
     }
 
     match rt.special {
-        Special::Namespace => prepare_namespace(&mut new),
+        Special::Namespace => default_namespace(&mut new),
         Special::CustomResourceDefinition => prepare_crd(rt, name, &mut new)?,
+        Special::None if rt.group.is_empty() && rt.kind == "Secret" => prepare_secret(&mut new),
         _ => {}
     }
 
@@ -499,6 +508,10 @@ fn finish(
             subresource: options.subresource.as_deref(),
             status_subresource: rt.status_subresource,
         });
+    }
+    // What the namespace strategy sets after the field manager ran: owned by no manager.
+    if rt.special == Special::Namespace {
+        prepare_namespace(&mut new);
     }
 
     // Removing the last finalizer of an object being deleted deletes it.
@@ -568,6 +581,46 @@ fn finish(
     })
 }
 
+/// The real server's defaulting of a Namespace (it runs while the body is decoded, so
+/// the writing manager owns what it sets): its name as the `kubernetes.io/metadata.name`
+/// label.
+fn default_namespace(namespace: &mut Value) {
+    if let Some(name) = namespace["metadata"]["name"].as_str().map(String::from) {
+        if !namespace["metadata"]["labels"].is_object() {
+            namespace["metadata"]["labels"] = json!({});
+        }
+        namespace["metadata"]["labels"]["kubernetes.io/metadata.name"] = json!(name);
+    }
+}
+
+/// What the real server stores of a Secret: `stringData` merged into `data` (base64,
+/// its keys winning) and dropped, and `type` defaulted to `Opaque`.
+fn prepare_secret(secret: &mut Value) {
+    use base64::Engine;
+    let Some(map) = secret.as_object_mut() else {
+        return;
+    };
+    if let Some(Value::Object(plain)) = map.remove("stringData") {
+        let data = map.entry("data").or_insert_with(|| json!({}));
+        if !data.is_object() {
+            *data = json!({});
+        }
+        for (key, value) in plain {
+            let text = value.as_str().unwrap_or_default();
+            data[key.as_str()] = json!(base64::engine::general_purpose::STANDARD.encode(text));
+        }
+    }
+    if map
+        .get("type")
+        .and_then(Value::as_str)
+        .is_none_or(str::is_empty)
+    {
+        map.insert("type".into(), json!("Opaque"));
+    }
+}
+
+/// The namespace strategy: the `kubernetes` finalizer unless the spec names its own,
+/// and the phase.
 fn prepare_namespace(namespace: &mut Value) {
     if namespace["spec"]["finalizers"].is_null() {
         namespace["spec"] = json!({"finalizers": ["kubernetes"]});
@@ -781,4 +834,38 @@ pub fn delete(
         .put(&rt.storage, namespace, name, next)
         .map_err(ApiError::internal)?;
     Ok(Deleted::Pending((*stored).clone()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_store_string_data_in_data_and_default_their_type() {
+        let mut secret = json!({"metadata": {"name": "s"}, "data": {"a": "eA==", "b": "eQ=="},
+            "stringData": {"b": "plain", "c": "S3cr3t!"}});
+        prepare_secret(&mut secret);
+        assert_eq!(
+            secret,
+            json!({"metadata": {"name": "s"}, "type": "Opaque",
+                "data": {"a": "eA==", "b": "cGxhaW4=", "c": "UzNjcjN0IQ=="}})
+        );
+        let mut typed = json!({"metadata": {"name": "t"}, "type": "kubernetes.io/tls"});
+        prepare_secret(&mut typed);
+        assert_eq!(typed["type"], "kubernetes.io/tls");
+        assert!(typed.get("data").is_none(), "no stringData, no data added");
+    }
+
+    #[test]
+    fn namespaces_carry_their_name_as_a_label_and_the_kubernetes_finalizer() {
+        let mut namespace =
+            json!({"metadata": {"name": "clinic", "labels": {"team": "a"}}, "spec": {}});
+        default_namespace(&mut namespace);
+        prepare_namespace(&mut namespace);
+        assert_eq!(
+            namespace,
+            json!({"metadata": {"name": "clinic", "labels": {"team": "a", "kubernetes.io/metadata.name": "clinic"}},
+                "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}})
+        );
+    }
 }

@@ -138,10 +138,13 @@ const METADATA: Field = field("metadata", Schema::Struct(OBJECT_META));
 const META_ONLY: &[Field] = &[METADATA];
 const NAMESPACE_STATUS: &[Field] = &[merge_list("conditions", "type")];
 const NAMESPACE: &[Field] = &[METADATA, field("status", Schema::Struct(NAMESPACE_STATUS))];
+// `secrets` is patchStrategy:"merge" by name; `imagePullSecrets` has no tag (replaced).
+const SERVICE_ACCOUNT: &[Field] = &[METADATA, merge_list("secrets", "name")];
 
 fn kind_schema(kind: &str) -> Option<Schema> {
     match kind {
         "Namespace" => Some(Schema::Struct(NAMESPACE)),
+        "ServiceAccount" => Some(Schema::Struct(SERVICE_ACCOUNT)),
         // CRD: spec.versions and status.conditions carry no patchStrategy tag.
         "ConfigMap" | "Secret" | "Event" | "Lease" | "CustomResourceDefinition" => {
             Some(Schema::Struct(META_ONLY))
@@ -904,6 +907,13 @@ mod tests {
                     {"uid": "1", "name": "a", "kind": "X"},
                     {"uid": "2", "name": "b", "kind": "X", "controller": true},
                     {"uid": "3", "name": "c", "kind": "X"}]}}),
+            ),
+            (
+                "ServiceAccount secrets merge by name (a new one first), imagePullSecrets are replaced",
+                "ServiceAccount",
+                json!({"secrets": [{"name": "a"}], "imagePullSecrets": [{"name": "r1"}]}),
+                json!({"secrets": [{"name": "b"}], "imagePullSecrets": [{"name": "r2"}]}),
+                json!({"secrets": [{"name": "b"}, {"name": "a"}], "imagePullSecrets": [{"name": "r2"}]}),
             ),
             (
                 "$patch: delete removes the list item with that merge key",

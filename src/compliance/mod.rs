@@ -11,6 +11,7 @@
 
 pub mod controls;
 mod network;
+mod rows;
 
 use crate::cloud::{Kind, Observed};
 

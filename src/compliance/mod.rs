@@ -44,6 +44,9 @@ pub struct Context {
     /// NET-6: the VPC CIDR application security groups may admit. When empty, the
     /// observed VPCs' CIDR blocks are used.
     pub vpc_cidr: String,
+    /// LAM-1: the referenced network's private subnets. When empty, only "in a VPC" is
+    /// checked.
+    pub private_subnet_ids: Vec<String>,
 }
 
 impl Default for Context {
@@ -52,6 +55,7 @@ impl Default for Context {
             min_log_retention_days: 365,
             allowed_ssh_cidrs: Vec::new(),
             vpc_cidr: String::new(),
+            private_subnet_ids: Vec::new(),
         }
     }
 }

@@ -44,6 +44,7 @@ impl Stack for HipaaNetwork {
         &self,
         nodes: &[ObservedNode],
         min_log_retention_days: i32,
+        _: Option<&Referenced>,
     ) -> Vec<ComplianceEntry> {
         compliance::evaluate_network(
             nodes,
@@ -51,6 +52,7 @@ impl Stack for HipaaNetwork {
                 min_log_retention_days,
                 allowed_ssh_cidrs: self.spec.bastion.allowed_cidrs.clone(),
                 vpc_cidr: self.spec.cidr_block.clone(),
+                ..compliance::Context::default()
             },
         )
     }

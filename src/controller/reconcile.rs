@@ -66,6 +66,7 @@ pub async fn apply<K: Stack>(object: Arc<K>, ctx: &Context) -> Result<Action, Er
     let compliance = object.compliance(
         &observed_nodes(&outcome),
         ctx.settings.min_log_retention_days,
+        target.as_ref(),
     );
     let report = status::report(Pass {
         outcome: &outcome,

@@ -112,11 +112,13 @@ pub trait Stack:
         Vec::new()
     }
 
-    /// The HIPAA control rows over what the pass observed.
+    /// The HIPAA control rows over what the pass observed; `target` as for
+    /// [`blueprint`](Stack::blueprint) (rows may compare with the referenced outputs).
     fn compliance(
         &self,
         nodes: &[ObservedNode],
         min_log_retention_days: i32,
+        target: Option<&Referenced>,
     ) -> Vec<ComplianceEntry>;
 
     /// The status after a pass: `common` plus the ids and ARNs users and referrers read.

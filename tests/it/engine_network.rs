@@ -613,6 +613,7 @@ fn compliance_of(outcome: &Outcome) -> BTreeMap<String, hipaa_operator::api::Con
         min_log_retention_days: 365,
         allowed_ssh_cidrs: vec!["203.0.113.0/24".into()],
         vpc_cidr: "10.20.0.0/16".into(),
+        ..Context::default()
     };
     evaluate_network(&nodes, &context)
         .into_iter()

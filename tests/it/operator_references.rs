@@ -109,7 +109,12 @@ impl Stack for TestReferrer {
             region: self.spec.common.region.clone(),
         })
     }
-    fn compliance(&self, _: &[ObservedNode], _: i32) -> Vec<ComplianceEntry> {
+    fn compliance(
+        &self,
+        _: &[ObservedNode],
+        _: i32,
+        _: Option<&Referenced>,
+    ) -> Vec<ComplianceEntry> {
         Vec::new()
     }
     fn status_after(&self, common: CommonStatus, _: &Outcome) -> TestReferrerStatus {

@@ -5,8 +5,8 @@ use serde_json::{Value, json};
 
 use crate::api::HipaaNetwork;
 use crate::api::manifests::Checker;
-use crate::blueprint;
-use crate::cloud::{Owner, Provider};
+use crate::cloud::Provider;
+use crate::controller::stack::{Referenced, Stack, owner_of};
 use crate::engine::{ActionKind, Engine, Records};
 
 /// The plan for one object, or why there is none.
@@ -36,7 +36,10 @@ pub struct PlannedAction {
 }
 
 /// Plans every object of `text` against the provider `make` returns for the object's
-/// region (one per object). Read-only: only observe calls are made.
+/// region (one per object). Read-only: only observe calls are made. A kind that
+/// references another (a PaymentPipeline its HipaaNetwork) is planned with the
+/// referenced object's outputs as placeholders (`<clinic-net.vpcId>`): the plan does not
+/// read the cluster.
 pub async fn plan_stream<P: Provider, F: Fn(&str) -> P>(
     text: &str,
     make: F,
@@ -55,62 +58,66 @@ pub async fn plan_stream<P: Provider, F: Fn(&str) -> P>(
         let Some(object) = verdict.defaulted else {
             continue;
         };
-        if object["kind"] != "HipaaNetwork" {
-            plans.push(ObjectPlan {
-                object: verdict.object,
-                result: PlanResult::Skipped(
-                    "not planned: the engine does not build this kind yet".into(),
-                ),
-            });
-            continue;
-        }
-        let network: HipaaNetwork =
-            serde_json::from_value(object.clone()).map_err(|e| e.to_string())?;
-        let owner = Owner {
-            kind: "HipaaNetwork".into(),
-            namespace: network
-                .metadata
-                .namespace
-                .clone()
-                .unwrap_or_else(|| "default".into()),
-            name: network.metadata.name.clone().unwrap_or_default(),
-        };
-        let result = async {
-            let graph =
-                blueprint::network::build(&owner, &network.spec).map_err(|e| e.to_string())?;
-            let engine = Engine::new(make(&network.spec.common.region), Default::default());
-            engine
-                .validate(&graph, &network.spec.availability_zones)
-                .await
-                .map_err(|e| e.to_string())?;
-            let outcome = engine
-                .plan(&graph, &owner, &Records::new())
-                .await
-                .map_err(|e| e.to_string())?;
-            Ok::<_, String>(
-                outcome
-                    .actions
-                    .iter()
-                    .map(|a| PlannedAction {
-                        node: a.node.clone(),
-                        resource_type: a.kind.type_name(),
-                        action: a.action.as_str(),
-                        reason: a.reason.clone(),
-                    })
-                    .collect(),
-            )
-        }
-        .await;
-        let result = match result {
-            Ok(actions) => PlanResult::Planned(actions),
-            Err(e) => PlanResult::Failed(e),
+        let result = match object["kind"].as_str().unwrap_or_default() {
+            "HipaaNetwork" => plan_object::<HipaaNetwork, P, F>(object, &make).await,
+            _ => Ok(None),
         };
         plans.push(ObjectPlan {
             object: verdict.object,
-            result,
+            result: match result {
+                Ok(Some(actions)) => PlanResult::Planned(actions),
+                Ok(None) => PlanResult::Skipped(
+                    "not planned: the engine does not build this kind yet".into(),
+                ),
+                Err(e) => PlanResult::Failed(e),
+            },
         });
     }
     Ok(plans)
+}
+
+/// The actions for one object of kind `K` on an empty record; `None` is never returned
+/// for a kind that has a [`Stack`] (the `Option` is the caller's "not built yet").
+async fn plan_object<K: Stack, P: Provider, F: Fn(&str) -> P>(
+    object: Value,
+    make: &F,
+) -> Result<Option<Vec<PlannedAction>>, String> {
+    let object: K = serde_json::from_value(object).map_err(|e| e.to_string())?;
+    let mut owner = owner_of(&object);
+    if owner.namespace.is_empty() {
+        owner.namespace = "default".into();
+    }
+    let target = match (K::TARGET, object.reference()) {
+        (Some(target), Some(name)) => Some(Referenced {
+            name: name.to_string(),
+            status: (target.placeholder)(name),
+        }),
+        _ => None,
+    };
+    let graph = object
+        .blueprint(&owner, target.as_ref())
+        .map_err(|e| e.to_string())?;
+    let engine = Engine::new(make(&object.common_spec().region), Default::default());
+    engine
+        .validate(&graph, &object.availability_zones())
+        .await
+        .map_err(|e| e.to_string())?;
+    let outcome = engine
+        .plan(&graph, &owner, &Records::new())
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(Some(
+        outcome
+            .actions
+            .iter()
+            .map(|a| PlannedAction {
+                node: a.node.clone(),
+                resource_type: a.kind.type_name(),
+                action: a.action.as_str(),
+                reason: a.reason.clone(),
+            })
+            .collect(),
+    ))
 }
 
 /// A terminal table per object.

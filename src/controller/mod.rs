@@ -12,7 +12,7 @@
 
 mod events;
 pub mod leader;
-mod network;
+pub mod network;
 mod pass_metrics;
 mod reconcile;
 pub mod references;

@@ -11,6 +11,18 @@ use crate::engine::Outcome;
 
 use super::stack::{Referenced, Stack};
 
+/// A network's outputs that referrers read, as placeholders for `plan` (see
+/// [`Target::placeholder`](super::stack::Target::placeholder)).
+pub fn planned_outputs(name: &str) -> serde_json::Value {
+    serde_json::json!({
+        "vpcId": format!("<{name}.vpcId>"),
+        "vpcCidrBlock": format!("<{name}.vpcCidrBlock>"),
+        "privateSubnetIds": [format!("<{name}.privateSubnetIds>")],
+        "publicSubnetIds": [format!("<{name}.publicSubnetIds>")],
+        "bastionSecurityGroupId": format!("<{name}.bastionSecurityGroupId>"),
+    })
+}
+
 impl Stack for HipaaNetwork {
     const KIND: &'static str = "HipaaNetwork";
     const CONTROLS: &'static [&'static str] = &compliance::NETWORK_CONTROLS;

@@ -28,6 +28,9 @@ pub struct Target {
     pub field: &'static str,
     /// The referenced kind's API resource (group, version, plural).
     pub resource: fn() -> ApiResource,
+    /// The referenced object's status as `plan` shows it before the object exists: each
+    /// output the referrer reads, as a placeholder naming it (`<clinic-net.vpcId>`).
+    pub placeholder: fn(name: &str) -> serde_json::Value,
 }
 
 /// A referenced object as the referrer's blueprint reads it: its status, as JSON, once

@@ -63,6 +63,7 @@ impl Stack for TestReferrer {
         kind: "HipaaNetwork",
         field: "networkRef",
         resource: resource_of::<HipaaNetwork>,
+        placeholder: hipaa_operator::controller::network::planned_outputs,
     });
     const CONTROLS: &'static [&'static str] = &[];
     type Status = TestReferrerStatus;

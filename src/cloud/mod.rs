@@ -24,7 +24,10 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-pub use kind::{DeleteMode, Idempotency, Kind, KindInfo, OPERATOR_ROLES, Parent, STACK_CALLS};
+pub use kind::{
+    DeleteMode, Idempotency, Kind, KindInfo, OPERATOR_FUNCTIONS, OPERATOR_ROLES, Parent,
+    STACK_CALLS,
+};
 pub use spec::*;
 
 /// Tag keys every managed resource carries: the owner (`Kind/namespace/name`), the node
@@ -37,6 +40,14 @@ pub const TAG_OWNER: &str = "hipaa.dev/owner";
 pub const TAG_NODE: &str = "hipaa.dev/node";
 pub const TAG_MANAGED_BY: &str = "hipaa.dev/managed-by";
 pub const MANAGED_BY: &str = "hipaa-operator";
+
+/// Tag keys a Lambda function's backend writes itself, next to the ownership tags: the
+/// source its code was deployed from (`s3://bucket/key[?versionId=v]`) and the
+/// `CodeSha256` AWS answered for it (see [`LambdaFunctionSpec::code`]). They are never
+/// among the desired tags, so the engine's drift (which ignores tags it did not ask for)
+/// does not see them; the backend compares them with the function's `CodeSha256`.
+pub const TAG_CODE: &str = "hipaa.dev/code";
+pub const TAG_CODE_SHA256: &str = "hipaa.dev/code-sha256";
 
 /// Who owns a resource: the custom resource it was created for. Its text form,
 /// `Kind/namespace/name`, is the value of the `hipaa.dev/owner` tag and the seed of the

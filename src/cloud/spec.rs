@@ -206,6 +206,111 @@ pub struct FlowLogSpec {
     pub traffic_type: String,
 }
 
+/// A Lambda function (zip package from S3). Its id is its name; `Observed::arn` is the
+/// function ARN.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LambdaFunctionSpec {
+    /// Immutable.
+    pub name: String,
+    pub role_arn: String,
+    /// e.g. python3.12
+    pub runtime: String,
+    pub handler: String,
+    /// x86_64 or arm64 (changed with the code: UpdateFunctionCode Architectures).
+    pub architecture: String,
+    pub memory_mib: i32,
+    pub timeout_seconds: i32,
+    /// PutFunctionConcurrency; observed through GetFunctionConcurrency (0 = none reserved).
+    pub reserved_concurrency: i32,
+    pub subnet_ids: Vec<String>,
+    pub security_group_ids: Vec<String>,
+    /// Environment variables (BTreeMap<String, String>), encrypted with kms_key_arn.
+    pub environment: std::collections::BTreeMap<String, String>,
+    pub kms_key_arn: String,
+    /// Active or PassThrough.
+    pub tracing_mode: String,
+    /// Where the code comes from: `s3://bucket/key` or `s3://bucket/key?versionId=v`.
+    /// The backend deploys from there (Code S3Bucket/S3Key/S3ObjectVersion) and records
+    /// what it deployed in two tags on the function, `hipaa.dev/code` (this string) and
+    /// `hipaa.dev/code-sha256` (the CodeSha256 AWS answered). Observed: the recorded
+    /// source while the function's CodeSha256 still equals the recorded hash; otherwise
+    /// `unknown (sha256 <hash>)`, so code deployed by hand is drift and update redeploys
+    /// from the spec's source (UpdateFunctionCode) and re-records.
+    pub code: String,
+}
+
+/// An event source mapping: a Lambda function polling an SQS queue. Its id is the
+/// mapping's UUID; `Observed::arn` is the mapping's ARN.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventSourceMappingSpec {
+    /// The function's name, immutable.
+    pub function_name: String,
+    /// The queue's ARN, immutable.
+    pub event_source_arn: String,
+    pub batch_size: i32,
+    pub maximum_batching_window_seconds: i32,
+    pub enabled: bool,
+    /// FunctionResponseTypes ReportBatchItemFailures.
+    pub report_batch_item_failures: bool,
+}
+
+/// A Lambda function's code source, parsed from [`LambdaFunctionSpec::code`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct S3Object {
+    pub bucket: String,
+    pub key: String,
+    /// `S3ObjectVersion`, when the source names one.
+    pub version: Option<String>,
+}
+
+impl S3Object {
+    /// `s3://bucket/key` or `s3://bucket/key?versionId=v`; anything else is refused as
+    /// Lambda refuses a bad `Code` (`InvalidParameterValueException`, from `operation`),
+    /// before any call.
+    pub fn parse(operation: &str, source: &str) -> Result<S3Object, CloudError> {
+        let invalid = || CloudError::Terminal {
+            operation: operation.to_string(),
+            code: "InvalidParameterValueException".into(),
+            message: format!(
+                "code {source:?}: expected s3://bucket/key or s3://bucket/key?versionId=v"
+            ),
+        };
+        let rest = source.strip_prefix("s3://").ok_or_else(invalid)?;
+        let (path, version) = match rest.rsplit_once("?versionId=") {
+            Some((path, version)) if !version.is_empty() => (path, Some(version.to_string())),
+            Some(_) => return Err(invalid()),
+            None => (rest, None),
+        };
+        let (bucket, key) = path.split_once('/').ok_or_else(invalid)?;
+        if bucket.is_empty() || key.is_empty() {
+            return Err(invalid());
+        }
+        Ok(S3Object {
+            bucket: bucket.to_string(),
+            key: key.to_string(),
+            version,
+        })
+    }
+}
+
+impl LambdaFunctionSpec {
+    /// The observed `code` of a function whose `CodeSha256` is `code_sha256`: the source
+    /// recorded in its `hipaa.dev/code` tag while its `hipaa.dev/code-sha256` tag still
+    /// names that hash, else `unknown (sha256 <hash>)` (code deployed by other means, or
+    /// never recorded).
+    pub fn recorded_code(
+        tags: &std::collections::BTreeMap<String, String>,
+        code_sha256: &str,
+    ) -> String {
+        match (tags.get(super::TAG_CODE), tags.get(super::TAG_CODE_SHA256)) {
+            (Some(source), Some(sha)) if sha == code_sha256 => source.clone(),
+            _ => format!("unknown (sha256 {code_sha256})"),
+        }
+    }
+}
+
 /// What one resource is (desired) or was seen to be (observed), of any kind. Ids of other
 /// resources are AWS ids (the engine resolves references before handing a spec to a
 /// provider).
@@ -225,6 +330,8 @@ pub enum Spec {
     SecurityGroup(SecurityGroupSpec),
     Instance(InstanceSpec),
     FlowLog(FlowLogSpec),
+    LambdaFunction(LambdaFunctionSpec),
+    EventSourceMapping(EventSourceMappingSpec),
 }
 
 impl Spec {
@@ -243,6 +350,8 @@ impl Spec {
             Spec::SecurityGroup(_) => Kind::SecurityGroup,
             Spec::Instance(_) => Kind::Instance,
             Spec::FlowLog(_) => Kind::FlowLog,
+            Spec::LambdaFunction(_) => Kind::LambdaFunction,
+            Spec::EventSourceMapping(_) => Kind::EventSourceMapping,
         }
     }
 
@@ -382,6 +491,8 @@ kind_specs! {
     SecurityGroup(SecurityGroupSpec),
     Instance(InstanceSpec),
     FlowLog(FlowLogSpec),
+    LambdaFunction(LambdaFunctionSpec),
+    EventSourceMapping(EventSourceMappingSpec),
 }
 
 /// The observed spec of an update, of the desired spec's kind: what a backend's update
@@ -421,6 +532,8 @@ impl Spec {
             Kind::SecurityGroup => SecurityGroupSpec::default().into(),
             Kind::Instance => InstanceSpec::default().into(),
             Kind::FlowLog => FlowLogSpec::default().into(),
+            Kind::LambdaFunction => LambdaFunctionSpec::default().into(),
+            Kind::EventSourceMapping => EventSourceMappingSpec::default().into(),
         }
     }
 
@@ -484,6 +597,72 @@ mod tests {
                 serde_json::from_value::<Spec>(json).unwrap(),
                 spec,
                 "{kind:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn code_sources_parse_and_anything_else_is_refused_before_a_call() {
+        let ok = |bucket: &str, key: &str, version: Option<&str>| S3Object {
+            bucket: bucket.into(),
+            key: key.into(),
+            version: version.map(String::from),
+        };
+        // (source, parsed or None for refused): each row one shape.
+        let rows = [
+            ("s3://code/fn.zip", Some(ok("code", "fn.zip", None))),
+            ("s3://code/a/b/fn.zip", Some(ok("code", "a/b/fn.zip", None))),
+            (
+                "s3://code/fn.zip?versionId=3HL4kqtJ",
+                Some(ok("code", "fn.zip", Some("3HL4kqtJ"))),
+            ),
+            ("s3://code/fn.zip?versionId=", None),
+            ("s3://code", None),
+            ("s3:///fn.zip", None),
+            ("s3://code/", None),
+            ("https://code.s3.amazonaws.com/fn.zip", None),
+            ("", None),
+        ];
+        for (source, want) in rows {
+            let got = S3Object::parse("CreateFunction", source);
+            match want {
+                Some(want) => assert_eq!(got, Ok(want), "{source}"),
+                None => assert!(
+                    matches!(&got, Err(CloudError::Terminal { code, .. }) if code == "InvalidParameterValueException"),
+                    "{source}: {got:?}"
+                ),
+            }
+        }
+    }
+
+    #[test]
+    fn the_recorded_code_holds_only_while_the_hash_is_the_recorded_one() {
+        let tags = |source: Option<&str>, sha: Option<&str>| {
+            let mut tags = std::collections::BTreeMap::new();
+            tags.extend(source.map(|s| (crate::cloud::TAG_CODE.to_string(), s.to_string())));
+            tags.extend(sha.map(|s| (crate::cloud::TAG_CODE_SHA256.to_string(), s.to_string())));
+            tags
+        };
+        // (tags, the function's CodeSha256, observed code): each row one case.
+        let rows = [
+            (tags(Some("s3://c/a.zip"), Some("h1")), "h1", "s3://c/a.zip"),
+            (
+                tags(Some("s3://c/a.zip"), Some("h1")),
+                "h2",
+                "unknown (sha256 h2)",
+            ),
+            (
+                tags(Some("s3://c/a.zip"), None),
+                "h1",
+                "unknown (sha256 h1)",
+            ),
+            (tags(None, None), "h1", "unknown (sha256 h1)"),
+        ];
+        for (tags, sha, want) in rows {
+            assert_eq!(
+                LambdaFunctionSpec::recorded_code(&tags, sha),
+                want,
+                "{tags:?} {sha}"
             );
         }
     }

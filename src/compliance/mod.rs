@@ -18,6 +18,12 @@ use crate::cloud::{Kind, Observed};
 pub use controls::{CONTROLS, Control};
 pub use network::evaluate_network;
 
+/// The rows [`evaluate_payment`] reports, in the control table's order.
+pub const PAYMENT_CONTROLS: [&str; 12] = [
+    "LAM-1", "LAM-2", "LAM-3", "LAM-4", "SNS-1", "SQS-1", "SQS-2", "DDB-1", "DDB-2", "DDB-3",
+    "KMS-1", "LOG-1",
+];
+
 /// The rows [`evaluate_network`] reports, in the control table's order. `EC2-3` is
 /// reported only when the stack has application instances (keys `instance/app…`).
 pub const NETWORK_CONTROLS: [&str; 11] = [

@@ -8,6 +8,12 @@
 //! [`case`]: an exhaustive match, so a kind without a case does not compile. What a
 //! retried create does and how a kind deletes come from the kind registry.
 //!
+//! What no kind makes comes from [`Fixtures`]: the Lambda functions' code (two `s3://`
+//! sources with different contents) and the queue the event source mapping polls (the
+//! simulator accepts any; on moto the contract uploads the objects and creates the queue
+//! first), and two execution roles trusting Lambda (made through the provider, as
+//! `IamRole`s, and deleted at the end).
+//!
 //! moto is required: `.ci/with-moto` starts it and sets `MOTO_ENDPOINT`; without it the
 //! moto half fails (it never skips silently).
 
@@ -16,10 +22,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use hipaa_operator::cloud::aws::{AwsCloud, sdk_config};
 use hipaa_operator::cloud::sim::{SimCloud, SimConfig};
 use hipaa_operator::cloud::{
-    CloudError, DefaultSecurityGroupSpec, DeleteMode, Desired, ElasticIpSpec, FlowLogSpec,
-    IamRoleSpec, Idempotency, InstanceSpec, InternetGatewaySpec, Kind, KindSpec, KmsKeySpec,
-    LogGroupSpec, Lookup, NatGatewaySpec, Observed, Owner, PolicyStatement, Provider, Route,
-    RouteTableSpec, STREAMS_ARN, SecurityGroupSpec, SgRule, Spec, State, SubnetSpec, VpcSpec,
+    CloudError, DefaultSecurityGroupSpec, DeleteMode, Desired, ElasticIpSpec,
+    EventSourceMappingSpec, FlowLogSpec, IamRoleSpec, Idempotency, InstanceSpec,
+    InternetGatewaySpec, Kind, KindSpec, KmsKeySpec, LambdaFunctionSpec, LogGroupSpec, Lookup,
+    NatGatewaySpec, Observed, Owner, PolicyStatement, Provider, Route, RouteTableSpec,
+    STREAMS_ARN, SecurityGroupSpec, SgRule, Spec, State, SubnetSpec, VpcSpec,
     normalized_statements, ownership_tags,
 };
 use hipaa_operator::engine::diff::diff;
@@ -115,6 +122,18 @@ impl Made {
     }
 }
 
+/// What the cases need that no kind of the registry makes.
+#[derive(Clone, Debug)]
+struct Fixtures {
+    /// Two code sources with different contents (`s3://bucket/key`).
+    code: [String; 2],
+    /// The SQS queue the event source mapping polls.
+    queue_arn: String,
+    /// Two roles Lambda can assume: the function's, and the one a mutation switches to.
+    execution_role: String,
+    spare_role: String,
+}
+
 /// One kind's part of the contract.
 struct Case {
     node: &'static str,
@@ -125,7 +144,7 @@ struct Case {
 
 /// Every kind's case, built from what the kinds before it created. Exhaustive: adding a
 /// kind without its case here does not compile.
-fn case(kind: Kind, owner: &Owner, made: &Made) -> Case {
+fn case(kind: Kind, owner: &Owner, made: &Made, fixtures: &Fixtures) -> Case {
     let rule = |protocol: &str, port: i32, source: &str| SgRule {
         protocol: protocol.into(),
         from_port: port,
@@ -301,7 +320,118 @@ fn case(kind: Kind, owner: &Owner, made: &Made) -> Case {
             }),
             mutations: vec![],
         },
+        // Every mutable field is changed, the code to another source and the VPC
+        // configuration out of the VPC and to another group.
+        Kind::LambdaFunction => Case {
+            node: "function/poller",
+            spec: Spec::LambdaFunction(LambdaFunctionSpec {
+                name: function_name(owner),
+                role_arn: fixtures.execution_role.clone(),
+                runtime: "python3.12".into(),
+                handler: "app.handler".into(),
+                architecture: "x86_64".into(),
+                memory_mib: 256,
+                timeout_seconds: 30,
+                reserved_concurrency: 5,
+                subnet_ids: vec![made.id(Kind::Subnet)],
+                security_group_ids: vec![made.id(Kind::SecurityGroup)],
+                environment: BTreeMap::from([
+                    ("TABLE".to_string(), "payments".to_string()),
+                    ("LOG_LEVEL".to_string(), "info".to_string()),
+                ]),
+                kms_key_arn: made.arn(Kind::KmsKey),
+                tracing_mode: "Active".into(),
+                code: fixtures.code[0].clone(),
+            }),
+            mutations: {
+                let spare_role = fixtures.spare_role.clone();
+                let other_code = fixtures.code[1].clone();
+                let default_group = made.id(Kind::DefaultSecurityGroup);
+                vec![
+                    Mutation {
+                        field: "roleArn",
+                        apply: Box::new(move |spec| function(spec).role_arn = spare_role.clone()),
+                    },
+                    change("runtime", |f: &mut LambdaFunctionSpec| {
+                        f.runtime = "python3.13".into()
+                    }),
+                    change("handler", |f: &mut LambdaFunctionSpec| {
+                        f.handler = "app.other_handler".into()
+                    }),
+                    change("architecture", |f: &mut LambdaFunctionSpec| {
+                        f.architecture = "arm64".into()
+                    }),
+                    change("memoryMib", |f: &mut LambdaFunctionSpec| f.memory_mib = 512),
+                    change("timeoutSeconds", |f: &mut LambdaFunctionSpec| {
+                        f.timeout_seconds = 60
+                    }),
+                    change("reservedConcurrency", |f: &mut LambdaFunctionSpec| {
+                        f.reserved_concurrency = 0
+                    }),
+                    change("subnetIds", |f: &mut LambdaFunctionSpec| {
+                        f.subnet_ids.clear();
+                        f.security_group_ids.clear();
+                    }),
+                    Mutation {
+                        field: "securityGroupIds",
+                        apply: Box::new(move |spec| {
+                            function(spec).security_group_ids = vec![default_group.clone()]
+                        }),
+                    },
+                    change("environment", |f: &mut LambdaFunctionSpec| {
+                        f.environment.insert("FEATURE".into(), "on".into());
+                    }),
+                    change("kmsKeyArn", |f: &mut LambdaFunctionSpec| {
+                        f.kms_key_arn.clear()
+                    }),
+                    change("tracingMode", |f: &mut LambdaFunctionSpec| {
+                        f.tracing_mode = "PassThrough".into()
+                    }),
+                    Mutation {
+                        field: "code",
+                        apply: Box::new(move |spec| function(spec).code = other_code.clone()),
+                    },
+                ]
+            },
+        },
+        Kind::EventSourceMapping => Case {
+            node: "function/poller/queue",
+            spec: Spec::EventSourceMapping(EventSourceMappingSpec {
+                function_name: made.id(Kind::LambdaFunction),
+                event_source_arn: fixtures.queue_arn.clone(),
+                batch_size: 10,
+                maximum_batching_window_seconds: 0,
+                enabled: true,
+                report_batch_item_failures: true,
+            }),
+            mutations: vec![
+                change("batchSize", |m: &mut EventSourceMappingSpec| {
+                    m.batch_size = 5
+                }),
+                change(
+                    "maximumBatchingWindowSeconds",
+                    |m: &mut EventSourceMappingSpec| m.maximum_batching_window_seconds = 5,
+                ),
+                change("enabled", |m: &mut EventSourceMappingSpec| {
+                    m.enabled = false
+                }),
+                change(
+                    "reportBatchItemFailures",
+                    |m: &mut EventSourceMappingSpec| m.report_batch_item_failures = false,
+                ),
+            ],
+        },
     }
+}
+
+/// The Lambda function spec inside `spec`.
+fn function(spec: &mut Spec) -> &mut LambdaFunctionSpec {
+    LambdaFunctionSpec::of_mut(spec).expect("a Lambda function")
+}
+
+/// The contract's function name (`hipaa-…`, the prefix the operator's functions have).
+fn function_name(owner: &Owner) -> String {
+    format!("hipaa-{}-poller", &owner.name[..20.min(owner.name.len())])
 }
 
 /// What a backend does differently from AWS (the simulator follows AWS in everything).
@@ -313,13 +443,28 @@ struct Quirks {
     /// engine does not rely on tokens alone: before retrying a create it looks the
     /// resource up by its ownership tags.
     ignores_client_tokens: bool,
+    /// moto makes a second event source mapping for the same function and queue (AWS
+    /// refuses it with ResourceConflictException).
+    duplicates_event_source_mappings: bool,
+    /// Fields of a kind whose update moto accepts and ignores: UpdateFunctionConfiguration
+    /// leaves KMSKeyArn and TracingConfig, UpdateFunctionCode Architectures as they were.
+    /// Their mutations run on the simulator only.
+    ignored_updates: &'static [(Kind, &'static str)],
 }
 
 const AWS: Quirks = Quirks {
     ignores_client_tokens: false,
+    duplicates_event_source_mappings: false,
+    ignored_updates: &[],
 };
 const MOTO: Quirks = Quirks {
     ignores_client_tokens: true,
+    duplicates_event_source_mappings: true,
+    ignored_updates: &[
+        (Kind::LambdaFunction, "kmsKeyArn"),
+        (Kind::LambdaFunction, "tracingMode"),
+        (Kind::LambdaFunction, "architecture"),
+    ],
 };
 
 /// Runs the contract for one kind: returns the created resource (left in place for
@@ -374,6 +519,16 @@ async fn kind_contract<P: Provider>(
                 "{what}: the client token (or the adoption) returns the first"
             );
         }
+        Idempotency::UniqueName
+            if kind == Kind::EventSourceMapping && quirks.duplicates_event_source_mappings =>
+        {
+            if let Ok(second) = p.create(d).await {
+                eprintln!("{what}: moto made a second mapping for the same function and queue");
+                p.delete(kind, &second.id)
+                    .await
+                    .unwrap_or_else(|e| panic!("{what}: delete the duplicate: {e}"));
+            }
+        }
         Idempotency::UniqueName => match p.create(d).await {
             Err(CloudError::Terminal { code, .. }) => assert!(
                 code.contains("AlreadyExists") || code.contains("Duplicate"),
@@ -388,6 +543,10 @@ async fn kind_contract<P: Provider>(
     }
 
     for Mutation { field, apply } in mutations {
+        if quirks.ignored_updates.contains(&(kind, *field)) {
+            eprintln!("{what}: {field}: the backend ignores its update (see Quirks)");
+            continue;
+        }
         let mut changed = d.clone();
         apply(&mut changed.spec);
         // Out of band: someone changes the field; the desired spec no longer matches.
@@ -395,7 +554,9 @@ async fn kind_contract<P: Provider>(
         p.update(&changed, &current)
             .await
             .unwrap_or_else(|e| panic!("{what}: update {field}: {e}"));
-        let seen = observe_one(p, owner, d, Some(&created.id)).await.unwrap();
+        // An update may leave the resource busy for a while (a Lambda function's
+        // LastUpdateStatus InProgress, a mapping Updating): Pending, as after a create.
+        let seen = available(p, owner, &changed, &created.id).await;
         assert_eq!(
             diff(&d.node, &changed.spec, &changed.tags, &seen),
             vec![],
@@ -410,7 +571,7 @@ async fn kind_contract<P: Provider>(
         p.update(d, &seen)
             .await
             .unwrap_or_else(|e| panic!("{what}: restore {field}: {e}"));
-        let restored = observe_one(p, owner, d, Some(&created.id)).await.unwrap();
+        let restored = available(p, owner, d, &created.id).await;
         assert_eq!(
             diff(&d.node, &d.spec, &d.tags, &restored),
             vec![],
@@ -457,9 +618,46 @@ async fn delete_contract<P: Provider>(p: &P, backend: &str, owner: &Owner, d: &D
     );
 }
 
-async fn contract<P: Provider>(p: &P, backend: &str, quirks: Quirks) {
-    let owner = owner(backend);
+/// Two roles Lambda can assume, made through the provider (tagged with the owner, so
+/// `owned` lists them until [`contract`] deletes them).
+async fn lambda_roles<P: Provider>(p: &P, owner: &Owner) -> Vec<(Desired, Observed)> {
+    let mut out = Vec::new();
+    for suffix in ["exec", "spare"] {
+        let d = desired(
+            owner,
+            &format!("role/lambda-{suffix}"),
+            Spec::IamRole(IamRoleSpec {
+                name: format!("hipaa-{}-{suffix}", &owner.name[..20.min(owner.name.len())]),
+                trusted_service: "lambda.amazonaws.com".into(),
+                statements: vec![PolicyStatement::new(&["logs:PutLogEvents"], &["*"])],
+            }),
+        );
+        let role = p
+            .create(&d)
+            .await
+            .unwrap_or_else(|e| panic!("the Lambda role {suffix}: {e}"));
+        out.push((d, role));
+    }
+    out
+}
+
+/// `code` and `queue_arn` of the fixtures; the roles are made here.
+async fn contract<P: Provider>(
+    p: &P,
+    backend: &str,
+    quirks: Quirks,
+    owner: Owner,
+    code: [String; 2],
+    queue_arn: String,
+) {
     let o = &owner;
+    let roles = lambda_roles(p, o).await;
+    let fixtures = Fixtures {
+        code,
+        queue_arn,
+        execution_role: roles[0].1.arn.clone().expect("a role ARN"),
+        spare_role: roles[1].1.arn.clone().expect("a role ARN"),
+    };
     let mut made = Made::default();
     let mut created = Vec::new();
     for kind in Kind::ALL {
@@ -467,7 +665,7 @@ async fn contract<P: Provider>(p: &P, backend: &str, quirks: Quirks) {
             node,
             spec,
             mutations,
-        } = case(kind, o, &made);
+        } = case(kind, o, &made, &fixtures);
         let d = desired(o, node, spec);
         let resource = kind_contract(p, backend, quirks, o, &d, &mutations).await;
         if kind == Kind::Subnet {
@@ -497,6 +695,9 @@ async fn contract<P: Provider>(p: &P, backend: &str, quirks: Quirks) {
     for (d, id) in created.iter().rev() {
         delete_contract(p, backend, o, d, id).await;
     }
+    for (d, role) in &roles {
+        delete_contract(p, backend, o, d, &role.id).await;
+    }
     assert!(
         p.owned(o).await.unwrap().is_empty(),
         "{backend}: nothing tagged with the owner is left"
@@ -508,10 +709,16 @@ async fn contract<P: Provider>(p: &P, backend: &str, quirks: Quirks) {
 #[test]
 fn every_kind_has_a_case_that_changes_its_mutable_fields() {
     let owner = owner("cases");
+    let fixtures = Fixtures {
+        code: ["s3://code/a.zip".into(), "s3://code/b.zip".into()],
+        queue_arn: "arn:aws:sqs:us-east-1:123456789012:q".into(),
+        execution_role: "arn:aws:iam::123456789012:role/hipaa-exec".into(),
+        spare_role: "arn:aws:iam::123456789012:role/hipaa-spare".into(),
+    };
     let mut made = Made::default();
     let mut nodes = BTreeSet::new();
     for kind in Kind::ALL {
-        let case = case(kind, &owner, &made);
+        let case = case(kind, &owner, &made, &fixtures);
         assert_eq!(case.spec.kind(), kind, "{kind:?}: its own kind");
         assert!(
             nodes.insert(case.node),
@@ -545,6 +752,13 @@ fn every_kind_has_a_case_that_changes_its_mutable_fields() {
             mutable.is_empty(),
             "{kind:?}: updates a mutable field when it has one ({mutable:?})"
         );
+        if matches!(kind, Kind::LambdaFunction | Kind::EventSourceMapping) {
+            // The Lambda kinds change every mutable field, one mutation each.
+            let changed: BTreeSet<&str> = case.mutations.iter().map(|m| m.field).collect();
+            let mutable: BTreeSet<&str> = mutable.iter().map(String::as_str).collect();
+            assert_eq!(changed, mutable, "{kind:?}: every mutable field");
+            assert_eq!(changed.len(), case.mutations.len(), "{kind:?}: one each");
+        }
         let resource = Observed {
             id: format!("{kind:?}-id"),
             arn: Some(format!("arn:{kind:?}")),
@@ -559,6 +773,10 @@ fn every_kind_has_a_case_that_changes_its_mutable_fields() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn contract_on_the_simulated_aws() {
+    let owner = owner("sim");
+    // The simulator has no S3 or SQS: any source and queue of the account will do.
+    let code = ["a", "b"].map(|k| format!("s3://hipaa-contract-code/{}/{k}.zip", owner.name));
+    let queue = format!("arn:aws:sqs:us-east-1:123456789012:hipaa-{}", owner.name);
     contract(
         &SimCloud::new(SimConfig {
             time_scale: 0.0005,
@@ -566,8 +784,61 @@ async fn contract_on_the_simulated_aws() {
         }),
         "sim",
         AWS,
+        owner,
+        code,
+        queue,
     )
     .await;
+}
+
+/// An empty zip archive (its end-of-central-directory record) with `comment`: a valid
+/// deployment package whose contents (so CodeSha256) differ by comment.
+fn empty_zip(comment: &str) -> Vec<u8> {
+    let mut zip = vec![0x50, 0x4b, 0x05, 0x06];
+    zip.extend([0u8; 16]);
+    zip.extend((comment.len() as u16).to_le_bytes());
+    zip.extend(comment.as_bytes());
+    zip
+}
+
+/// On moto: a bucket with two different code zips, and an SQS queue (no kind makes
+/// either). Returns the two `s3://` sources and the queue's ARN.
+fn moto_fixtures(endpoint: &str, owner: &Owner) -> ([String; 2], String) {
+    use common::moto::request;
+    let bucket = format!("hipaa-contract-{}", &owner.name[..20.min(owner.name.len())]);
+    let (status, body) = request(
+        endpoint,
+        "s3",
+        "PUT",
+        &format!("/{bucket}"),
+        "text/plain",
+        b"",
+    );
+    assert_eq!(status, 200, "CreateBucket: {body}");
+    let code = ["a", "b"].map(|key| {
+        let path = format!("/{bucket}/{key}.zip");
+        let (status, body) = request(
+            endpoint,
+            "s3",
+            "PUT",
+            &path,
+            "application/zip",
+            &empty_zip(key),
+        );
+        assert_eq!(status, 200, "PutObject {path}: {body}");
+        format!("s3://{bucket}/{key}.zip")
+    });
+    let queue = format!("hipaa-contract-{}", owner.name);
+    let (status, body) = request(
+        endpoint,
+        "sqs",
+        "POST",
+        "/",
+        "application/x-www-form-urlencoded",
+        format!("Action=CreateQueue&QueueName={queue}&Version=2012-11-05").as_bytes(),
+    );
+    assert_eq!(status, 200, "CreateQueue: {body}");
+    (code, format!("arn:aws:sqs:us-east-1:123456789012:{queue}"))
 }
 
 /// moto's endpoint, required.
@@ -580,7 +851,9 @@ async fn contract_on_moto() {
     let _moto = common::moto_shared().await;
     let config = sdk_config("us-east-1", Some(&moto_endpoint())).await;
     let cloud = AwsCloud::new(&config, "us-east-1");
-    contract(&cloud, "moto", MOTO).await;
+    let owner = owner("moto");
+    let (code, queue) = moto_fixtures(&moto_endpoint(), &owner);
+    contract(&cloud, "moto", MOTO, owner, code, queue).await;
     // Every call of every kind's verbs (each managed field updated) is one the generated
     // IAM policy allows; these counts equal moto's log (aws_network's tests).
     let calls = cloud.calls();

@@ -85,6 +85,21 @@ impl SimCloud {
         Ok(())
     }
 
+    /// Deploys `source` to a Lambda function by hand (console upload, `aws lambda
+    /// update-function-code`): its `CodeSha256` changes, its `hipaa.dev/code` tags do
+    /// not, so the operator observes `unknown (sha256 …)`.
+    pub fn deploy_function_code(&self, function: &str, source: &str) -> Result<()> {
+        let mut world = self.world();
+        let record = world
+            .get_mut(Kind::LambdaFunction, function)
+            .ok_or_else(|| missing(Kind::LambdaFunction, function))?;
+        record.attributes.insert(
+            "codeSha256".into(),
+            super::lambda_function::code_sha256(source),
+        );
+        Ok(())
+    }
+
     pub fn set_tag(&self, kind: Kind, id: &str, key: &str, value: &str) -> Result<()> {
         let mut world = self.world();
         let record = world.get_mut(kind, id).ok_or_else(|| missing(kind, id))?;

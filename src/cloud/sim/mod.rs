@@ -10,18 +10,22 @@
 //! `observe.rs` the batched Describe* and the tag search, `console.rs` the out-of-band
 //! edits a console user makes. What the kinds share comes from the kind registry: the
 //! describe call, the tag call, and the resource each lives in (its VPC, its subnet),
-//! which the dependency rules follow.
+//! which the dependency rules follow. Lambda's network interfaces are not resources of
+//! their own: a VPC function's subnets and security groups are held by them while it
+//! uses them and for a while after (`lambda_function.rs`).
 
 mod api;
 mod cidr;
 mod console;
 mod default_sg;
 mod eip;
+mod event_source_mapping;
 mod flow_log;
 mod iam;
 mod igw;
 mod instance;
 mod kms;
+mod lambda_function;
 mod logs;
 mod nat;
 mod observe;
@@ -178,6 +182,8 @@ impl Provider for SimCloud {
             Spec::SecurityGroup(spec) => security_group::create(self, d, spec).await,
             Spec::Instance(spec) => instance::create(self, d, spec).await,
             Spec::FlowLog(spec) => flow_log::create(self, d, spec).await,
+            Spec::LambdaFunction(spec) => lambda_function::create(self, d, spec).await,
+            Spec::EventSourceMapping(spec) => event_source_mapping::create(self, d, spec).await,
         }
     }
 
@@ -213,6 +219,12 @@ impl Provider for SimCloud {
                 observed_as::<FlowLogSpec>(d, o)?;
                 flow_log::update(self, d, o).await
             }
+            Spec::LambdaFunction(want) => {
+                lambda_function::update(self, d, o, want, observed_as(d, o)?).await
+            }
+            Spec::EventSourceMapping(want) => {
+                event_source_mapping::update(self, d, o, want, observed_as(d, o)?).await
+            }
         }
     }
 
@@ -232,6 +244,8 @@ impl Provider for SimCloud {
             Kind::SecurityGroup => security_group::delete(self, id).await,
             Kind::Instance => instance::delete(self, id).await,
             Kind::FlowLog => flow_log::delete(self, id).await,
+            Kind::LambdaFunction => lambda_function::delete(self, id).await,
+            Kind::EventSourceMapping => event_source_mapping::delete(self, id).await,
         }
     }
 

@@ -302,7 +302,8 @@ pub(crate) async fn delete(sim: &SimCloud, id: &str) -> Result<()> {
     ok_if_missing(result)
 }
 
-/// An instance using the group, or another group whose rules reference it.
+/// An instance using the group, another group whose rules reference it, or a Lambda
+/// network interface (a VPC function's, or one Lambda keeps after the function left).
 fn user_of(w: &World, id: &str) -> Option<String> {
     let instance = w
         .specs::<InstanceSpec>()
@@ -312,7 +313,10 @@ fn user_of(w: &World, id: &str) -> Option<String> {
         let (ingress, egress) = rules(&r.spec);
         ingress.iter().chain(egress).any(|rule| rule.source == id)
     });
-    instance.or(referrer).map(|r| r.id.clone())
+    instance
+        .or(referrer)
+        .map(|r| r.id.clone())
+        .or_else(|| super::lambda_function::network_user(w, id))
 }
 
 #[cfg(test)]

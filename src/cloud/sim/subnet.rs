@@ -121,10 +121,14 @@ pub(crate) async fn delete(sim: &SimCloud, id: &str) -> Result<()> {
                     format!("The subnet ID '{id}' does not exist"),
                 ));
             }
-            // Whatever lives in the subnet (the registry's `parent`): NAT gateways, instances.
-            let user = w.all().find(|r| r.subnet_id().as_deref() == Some(id));
+            // Whatever lives in the subnet (the registry's `parent`): NAT gateways,
+            // instances; and Lambda's network interfaces.
+            let user = w
+                .all()
+                .find(|r| r.subnet_id().as_deref() == Some(id))
+                .map(|r| r.id.clone())
+                .or_else(|| super::lambda_function::network_user(w, id));
             if let Some(user) = user {
-                let user = user.id.clone();
                 return Err(dependency(
                     op,
                     format!("The subnet '{id}' has dependencies and cannot be deleted ({user})."),

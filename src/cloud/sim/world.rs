@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 
 use super::rng::XorShift;
 use crate::cloud::{
-    CallCounts, CallOutcome, Kind, KindSpec, Observed, Spec, State, TAG_NODE, TAG_OWNER,
+    CallCounts, CallOutcome, Kind, KindSpec, LambdaFunctionSpec, Observed, Spec, State, TAG_NODE,
+    TAG_OWNER,
 };
 
 pub(crate) const ACCOUNT: &str = "123456789012";
@@ -51,12 +52,23 @@ impl Record {
         }
     }
 
+    /// The resource as its describe call reports it. A Lambda function's `code` is what
+    /// its tags recorded, checked against its `CodeSha256` (as the AWS backend reads it).
     pub(crate) fn observed(&self) -> Observed {
+        let mut spec = self.spec.clone();
+        if let Some(function) = LambdaFunctionSpec::of_mut(&mut spec) {
+            let sha = self
+                .attributes
+                .get("codeSha256")
+                .cloned()
+                .unwrap_or_default();
+            function.code = LambdaFunctionSpec::recorded_code(&self.tags, &sha);
+        }
         Observed {
             id: self.id.clone(),
             arn: self.arn.clone(),
             state: self.state(),
-            spec: self.spec.clone(),
+            spec,
             tags: self.tags.clone(),
             attributes: self.attributes.clone(),
         }
@@ -97,8 +109,21 @@ impl Record {
     }
 }
 
+/// A network interface Lambda keeps in a subnet, with a function's security groups,
+/// after the function left the VPC (deleted, or its VPC configuration changed): it holds
+/// the subnet and the groups (their deletes are `DependencyViolation`) until `until`.
+#[derive(Clone, Debug)]
+pub(crate) struct LambdaEni {
+    pub function: String,
+    pub subnet_id: String,
+    pub security_group_ids: Vec<String>,
+    pub until: Instant,
+}
+
 pub(crate) struct World {
     pub(crate) records: BTreeMap<String, Record>,
+    /// Lambda's network interfaces that outlive their function's use of them.
+    pub(crate) lambda_enis: Vec<LambdaEni>,
     seq: u64,
     pub rng: XorShift,
     pub region: String,
@@ -115,6 +140,7 @@ impl World {
     pub(crate) fn new(config: &super::SimConfig, region: &str) -> Self {
         World {
             records: BTreeMap::new(),
+            lambda_enis: Vec::new(),
             seq: 0,
             rng: XorShift::new(config.seed),
             region: region.to_string(),
@@ -127,15 +153,19 @@ impl World {
         }
     }
 
-    /// Moves every timed phase on to `now`: pending resources become available, deleting
-    /// ones disappear.
+    /// Moves every timed phase on to `now`: pending resources become available (a Lambda
+    /// function's update completes), deleting ones disappear, Lambda's left-over network
+    /// interfaces go.
     pub(crate) fn settle(&mut self, now: Instant) {
         let mut gone = Vec::new();
         for record in self.records.values_mut() {
             match record.phase {
                 Phase::Pending(at) if at <= now => {
                     record.phase = Phase::Available;
-                    record.ready_after = Some(at.saturating_duration_since(record.created_at));
+                    // The first time only: a later update's pending phase is not creation.
+                    record
+                        .ready_after
+                        .get_or_insert(at.saturating_duration_since(record.created_at));
                 }
                 Phase::Deleting(at) if at <= now => gone.push(record.id.clone()),
                 _ => {}
@@ -144,6 +174,7 @@ impl World {
         for id in gone {
             self.records.remove(&id);
         }
+        self.lambda_enis.retain(|eni| eni.until > now);
     }
 
     /// A real-AWS duration of `seconds`, scaled by `time_scale`.

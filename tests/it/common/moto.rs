@@ -46,6 +46,39 @@ pub fn api(endpoint: &str, method: &str, path: &str) -> String {
     body.to_string()
 }
 
+/// A plain HTTP/1.1 request to a moto server, as `service` (moto routes a request by the
+/// service its SigV4 credential scope names; it does not check signatures): (status,
+/// body). For fixtures the operator has no kind for (an S3 object, an SQS queue).
+pub fn request(
+    endpoint: &str,
+    service: &str,
+    method: &str,
+    path: &str,
+    content_type: &str,
+    body: &[u8],
+) -> (u16, String) {
+    let host = endpoint.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(host).expect("moto answers");
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nAuthorization: AWS4-HMAC-SHA256 Credential=testing/20250101/us-east-1/{service}/aws4_request, SignedHeaders=host, Signature=0\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(body).unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
 /// (service, operation) -> count, from a recording (one JSON request per line).
 pub fn recorded_counts(recording: &str) -> BTreeMap<(String, String), u64> {
     let mut counts = BTreeMap::new();
@@ -71,12 +104,81 @@ pub fn recorded_counts(recording: &str) -> BTreeMap<(String, String), u64> {
                 form_urlencoded::parse(&body)
                     .find(|(k, _)| k == "Action")
                     .map(|(_, v)| v.into_owned())
+                    .or_else(|| {
+                        rest_operation(
+                            &service,
+                            entry["method"].as_str().unwrap_or_default(),
+                            entry["url"].as_str().unwrap_or_default(),
+                        )
+                        .map(String::from)
+                    })
                     .unwrap_or_else(|| "?".into())
             }
         };
         *counts.entry((service, operation)).or_default() += 1;
     }
     counts
+}
+
+/// The operation of a REST request, which names it in neither a header nor the body
+/// (Lambda's API), from its method and path (the API version first, `{…}` one segment of
+/// a name, ARN or UUID).
+fn rest_operation(service: &str, method: &str, url: &str) -> Option<&'static str> {
+    const LAMBDA: &[(&str, &str, &str)] = &[
+        ("GET", "functions", "ListFunctions"),
+        ("POST", "functions", "CreateFunction"),
+        ("GET", "functions/{}", "GetFunction"),
+        ("DELETE", "functions/{}", "DeleteFunction"),
+        (
+            "PUT",
+            "functions/{}/configuration",
+            "UpdateFunctionConfiguration",
+        ),
+        ("PUT", "functions/{}/code", "UpdateFunctionCode"),
+        ("GET", "functions/{}/concurrency", "GetFunctionConcurrency"),
+        ("PUT", "functions/{}/concurrency", "PutFunctionConcurrency"),
+        (
+            "DELETE",
+            "functions/{}/concurrency",
+            "DeleteFunctionConcurrency",
+        ),
+        ("GET", "tags/{}", "ListTags"),
+        ("POST", "tags/{}", "TagResource"),
+        ("GET", "event-source-mappings", "ListEventSourceMappings"),
+        ("POST", "event-source-mappings", "CreateEventSourceMapping"),
+        ("GET", "event-source-mappings/{}", "GetEventSourceMapping"),
+        (
+            "PUT",
+            "event-source-mappings/{}",
+            "UpdateEventSourceMapping",
+        ),
+        (
+            "DELETE",
+            "event-source-mappings/{}",
+            "DeleteEventSourceMapping",
+        ),
+    ];
+    let routes = match service {
+        "lambda" => LAMBDA,
+        _ => return None,
+    };
+    let path = match url.split_once("://") {
+        Some((_, rest)) => rest.find('/').map_or("", |at| &rest[at..]),
+        None => url,
+    };
+    let path = path.split('?').next().unwrap_or_default();
+    // Without the API version (`/2015-03-31/…`).
+    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).skip(1).collect();
+    routes.iter().find_map(|(m, pattern, operation)| {
+        let pattern: Vec<&str> = pattern.split('/').collect();
+        let matches = *m == method
+            && pattern.len() == segments.len()
+            && pattern
+                .iter()
+                .zip(&segments)
+                .all(|(p, s)| *p == "{}" || p == s);
+        matches.then_some(*operation)
+    })
 }
 
 /// A moto server of one test's own, recording every request it serves.
@@ -141,4 +243,55 @@ impl Drop for PrivateMoto {
         let _ = self.child.wait();
         let _ = std::fs::remove_file(&self.recording);
     }
+}
+
+#[test]
+fn lambdas_rest_operations_are_named_from_method_and_path() {
+    // (method, url, operation): each row one route; moto records the full URL.
+    let rows = [
+        (
+            "GET",
+            "http://127.0.0.1:5000/2015-03-31/functions/",
+            Some("ListFunctions"),
+        ),
+        (
+            "GET",
+            "/2015-03-31/functions/hipaa-a-poller",
+            Some("GetFunction"),
+        ),
+        (
+            "PUT",
+            "/2015-03-31/functions/hipaa-a-poller/configuration",
+            Some("UpdateFunctionConfiguration"),
+        ),
+        (
+            "GET",
+            "/2019-09-30/functions/hipaa-a-poller/concurrency",
+            Some("GetFunctionConcurrency"),
+        ),
+        (
+            "POST",
+            "/2017-03-31/tags/arn%3Aaws%3Alambda%3Aus-east-1%3A123456789012%3Afunction%3Ahipaa-a",
+            Some("TagResource"),
+        ),
+        (
+            "GET",
+            "/2015-03-31/event-source-mappings/?FunctionName=hipaa-a&EventSourceArn=x",
+            Some("ListEventSourceMappings"),
+        ),
+        (
+            "DELETE",
+            "/2015-03-31/event-source-mappings/6d9f1c2e-0000-4000-8000-000000000000",
+            Some("DeleteEventSourceMapping"),
+        ),
+        ("PATCH", "/2015-03-31/functions/x", None),
+    ];
+    for (method, url, operation) in rows {
+        assert_eq!(
+            rest_operation("lambda", method, url),
+            operation,
+            "{method} {url}"
+        );
+    }
+    assert_eq!(rest_operation("ec2", "GET", "/2015-03-31/functions"), None);
 }

@@ -480,6 +480,8 @@ const LAMBDA_FUNCTION: KindInfo = KindInfo {
         "DeleteFunctionConcurrency",
         "GetFunction",
         "GetFunctionConcurrency",
+        "GetFunctionUrlConfig",
+        "GetPolicy",
         "ListFunctions",
         "ListTags",
         "PutFunctionConcurrency",

@@ -36,6 +36,11 @@ pub use spec::*;
 /// resource of `logs:CreateLogStream`/`logs:PutLogEvents` in a writer's role.
 pub const STREAMS_ARN: &str = "streamsArn";
 
+/// The function attribute saying how a function can be invoked from outside its account
+/// (a resource policy for any principal, a function URL without IAM auth); absent when it
+/// cannot. HIPAA control LAM-3 reads it.
+pub const PUBLIC_ACCESS: &str = "publicAccess";
+
 pub const TAG_OWNER: &str = "hipaa.dev/owner";
 pub const TAG_NODE: &str = "hipaa.dev/node";
 pub const TAG_MANAGED_BY: &str = "hipaa.dev/managed-by";

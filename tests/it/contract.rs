@@ -25,9 +25,9 @@ use hipaa_operator::cloud::{
     CloudError, DefaultSecurityGroupSpec, DeleteMode, Desired, ElasticIpSpec,
     EventSourceMappingSpec, FlowLogSpec, IamRoleSpec, Idempotency, InstanceSpec,
     InternetGatewaySpec, Kind, KindSpec, KmsKeySpec, LambdaFunctionSpec, LogGroupSpec, Lookup,
-    NatGatewaySpec, Observed, Owner, PolicyStatement, Provider, Route, RouteTableSpec,
-    STREAMS_ARN, SecurityGroupSpec, SgRule, Spec, State, SubnetSpec, VpcSpec,
-    normalized_statements, ownership_tags,
+    NatGatewaySpec, Observed, Owner, PolicyStatement, Provider, Route, RouteTableSpec, STREAMS_ARN,
+    SecurityGroupSpec, SgRule, Spec, State, SubnetSpec, VpcSpec, normalized_statements,
+    ownership_tags,
 };
 use hipaa_operator::engine::diff::diff;
 

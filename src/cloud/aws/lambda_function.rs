@@ -43,7 +43,7 @@ use aws_sdk_lambda::types::{
 use super::{AwsCloud, match_lookups, missing_tags};
 use crate::cloud::{
     CloudError, Desired, Kind, KindSpec, LambdaFunctionSpec, Lookup, Observed, Owned, Owner,
-    S3Object, Spec, State, TAG_CODE, TAG_CODE_SHA256, TAG_NODE, TAG_OWNER,
+    PUBLIC_ACCESS, S3Object, Spec, State, TAG_CODE, TAG_CODE_SHA256, TAG_NODE, TAG_OWNER,
 };
 
 /// Functions the operator names (`hipaa-<namespace>-<name>-<suffix>`).
@@ -190,7 +190,66 @@ async fn read(cloud: &AwsCloud, name: &str) -> Result<Observed, CloudError> {
         .done("lambda", "GetFunctionConcurrency", result)?
         .reserved_concurrent_executions()
         .unwrap_or(0);
-    to_observed(config, from_map(output.tags()), reserved)
+    let mut observed = to_observed(config, from_map(output.tags()), reserved)?;
+    if let Some(how) = public_access(cloud, name).await? {
+        observed.attributes.insert(PUBLIC_ACCESS.into(), how);
+    }
+    Ok(observed)
+}
+
+/// How the function can be invoked from outside the account, if it can (LAM-3):
+/// `GetPolicy` (a statement allowing any principal without a condition) and
+/// `GetFunctionUrlConfig` (a URL with `AuthType` `NONE`). Neither existing is the norm.
+async fn public_access(cloud: &AwsCloud, name: &str) -> Result<Option<String>, CloudError> {
+    let mut ways = Vec::new();
+    let result = cloud.lambda.get_policy().function_name(name).send().await;
+    match cloud.done("lambda", "GetPolicy", result) {
+        Ok(output) => {
+            if let Some(sid) = public_statement(output.policy().unwrap_or_default()) {
+                ways.push(format!(
+                    "resource policy statement {sid} allows any principal"
+                ));
+            }
+        }
+        Err(CloudError::NotFound { .. }) => {}
+        Err(e) => return Err(e),
+    }
+    let result = cloud
+        .lambda
+        .get_function_url_config()
+        .function_name(name)
+        .send()
+        .await;
+    match cloud.done("lambda", "GetFunctionUrlConfig", result) {
+        Ok(output) if output.auth_type().as_str() == "NONE" => {
+            ways.push(format!(
+                "function URL {} without IAM auth",
+                output.function_url()
+            ));
+        }
+        Ok(_) | Err(CloudError::NotFound { .. }) => {}
+        Err(e) => return Err(e),
+    }
+    Ok((!ways.is_empty()).then(|| ways.join("; ")))
+}
+
+/// The id of the first Allow statement of a resource policy whose principal is anyone
+/// (`*` or `{"AWS": "*"}`) with no condition narrowing it.
+fn public_statement(policy: &str) -> Option<String> {
+    let doc: serde_json::Value = serde_json::from_str(policy).ok()?;
+    let statements = match &doc["Statement"] {
+        serde_json::Value::Array(items) => items.clone(),
+        serde_json::Value::Null => vec![],
+        one => vec![one.clone()],
+    };
+    statements.iter().find_map(|s| {
+        let anyone = s["Principal"] == "*" || s["Principal"]["AWS"] == "*";
+        let narrowed = s
+            .get("Condition")
+            .is_some_and(|c| c.as_object().is_some_and(|c| !c.is_empty()));
+        (s["Effect"] == "Allow" && anyone && !narrowed)
+            .then(|| s["Sid"].as_str().unwrap_or("(no Sid)").to_string())
+    })
 }
 
 /// Functions named `hipaa-…` tagged with `owner`, with their tags: `ListFunctions` and
@@ -559,6 +618,42 @@ pub(crate) async fn owned(cloud: &AwsCloud, owner: &Owner) -> Result<Vec<Owned>,
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_statement_for_anyone_without_a_condition_is_public() {
+        let policy =
+            |statement: &str| format!(r#"{{"Version":"2012-10-17","Statement":[{statement}]}}"#);
+        // Each row: a resource policy statement, and whether it makes the function public.
+        let rows = [
+            (
+                r#"{"Sid":"open","Effect":"Allow","Principal":"*","Action":"lambda:InvokeFunction","Resource":"*"}"#,
+                Some("open"),
+            ),
+            (
+                r#"{"Sid":"aws","Effect":"Allow","Principal":{"AWS":"*"},"Action":"lambda:InvokeFunction","Resource":"*"}"#,
+                Some("aws"),
+            ),
+            (
+                r#"{"Sid":"sns","Effect":"Allow","Principal":{"Service":"sns.amazonaws.com"},"Action":"lambda:InvokeFunction","Resource":"*"}"#,
+                None,
+            ),
+            (
+                r#"{"Sid":"scoped","Effect":"Allow","Principal":"*","Action":"lambda:InvokeFunction","Resource":"*","Condition":{"StringEquals":{"aws:SourceAccount":"111122223333"}}}"#,
+                None,
+            ),
+            (
+                r#"{"Sid":"deny","Effect":"Deny","Principal":"*","Action":"lambda:InvokeFunction","Resource":"*"}"#,
+                None,
+            ),
+        ];
+        for (statement, want) in rows {
+            assert_eq!(
+                public_statement(&policy(statement)).as_deref(),
+                want,
+                "{statement}"
+            );
+        }
+    }
 
     #[test]
     fn busy_answers_wait_for_the_next_pass_and_others_do_not() {

@@ -32,6 +32,7 @@ pub enum Kind {
     SecurityGroup,
     Instance,
     FlowLog,
+    SnsTopic,
 }
 
 /// How a kind's resources are deleted.
@@ -62,6 +63,10 @@ pub enum Idempotency {
     /// Neither: a second create makes a second resource. The engine looks a resource up
     /// by its ownership tags before any retried create, which is the only guard.
     Duplicates,
+    /// The name is the token: a second create with the same name and the same request
+    /// returns the first resource (SNS `CreateTopic`, SQS `CreateQueue`); the same name
+    /// with other attributes is refused.
+    SameRequest,
 }
 
 /// The resource another one lives in, named by one of its spec's fields (the JSON name).
@@ -100,6 +105,10 @@ pub struct KindInfo {
     /// Every operation of `service` its AWS backend file calls (a unit test compares this
     /// with the file). The operator's IAM policy is generated from these lists.
     pub calls: &'static [&'static str],
+    /// Operations of other services its AWS backend file calls, as `(service, operation)`
+    /// (an SQS queue subscribes itself to its SNS topic). Part of the IAM policy and of
+    /// the unit test's comparison like `calls`.
+    pub also_calls: &'static [(&'static str, &'static str)],
     /// IAM actions AWS authorizes on the caller during those calls without their being
     /// calls of their own (`iam:PassRole` when a resource is handed a role; the KMS grants
     /// EC2 takes on the caller's behalf for an encrypted volume), each with the resource
@@ -129,6 +138,7 @@ const fn ec2(
         immutable: &[],
         parent: None,
         calls,
+        also_calls: &[],
         requires: &[],
         resources: "*",
     }
@@ -176,6 +186,7 @@ const KMS_KEY: KindInfo = KindInfo {
         "TagResource",
         "UpdateKeyDescription",
     ],
+    also_calls: &[],
     requires: &[],
     resources: "*",
 };
@@ -202,6 +213,7 @@ const LOG_GROUP: KindInfo = KindInfo {
         "PutRetentionPolicy",
         "TagResource",
     ],
+    also_calls: &[],
     requires: &[],
     resources: "*",
 };
@@ -230,6 +242,7 @@ const IAM_ROLE: KindInfo = KindInfo {
         "TagRole",
         "UpdateAssumeRolePolicy",
     ],
+    also_calls: &[],
     requires: &[],
     resources: OPERATOR_ROLES,
 };
@@ -450,9 +463,36 @@ const FLOW_LOG: KindInfo = KindInfo {
     )
 };
 
+/// SNS topics: the id is the ARN; names are unique per region and account, and
+/// `CreateTopic` with a taken name returns that topic when the request matches.
+const SNS_TOPIC: KindInfo = KindInfo {
+    kind: Kind::SnsTopic,
+    type_name: "sns:topic",
+    service: "sns",
+    describe: "GetTopicAttributes",
+    tag_operation: "TagResource",
+    deletion: DeleteMode::Sync,
+    idempotency: Idempotency::SameRequest,
+    not_found: &["NotFound"],
+    immutable: &["name"],
+    parent: None,
+    calls: &[
+        "CreateTopic",
+        "DeleteTopic",
+        "GetTopicAttributes",
+        "ListTagsForResource",
+        "ListTopics",
+        "SetTopicAttributes",
+        "TagResource",
+    ],
+    also_calls: &[],
+    requires: &[],
+    resources: "*",
+};
+
 impl Kind {
     /// Every kind, in declaration (dependency) order.
-    pub const ALL: [Kind; 13] = [
+    pub const ALL: [Kind; 14] = [
         Kind::KmsKey,
         Kind::LogGroup,
         Kind::IamRole,
@@ -466,6 +506,7 @@ impl Kind {
         Kind::SecurityGroup,
         Kind::Instance,
         Kind::FlowLog,
+        Kind::SnsTopic,
     ];
 
     /// The kind's registry entry.
@@ -484,6 +525,7 @@ impl Kind {
             Kind::SecurityGroup => &SECURITY_GROUP,
             Kind::Instance => &INSTANCE,
             Kind::FlowLog => &FLOW_LOG,
+            Kind::SnsTopic => &SNS_TOPIC,
         }
     }
 

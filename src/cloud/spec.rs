@@ -156,6 +156,21 @@ pub struct FlowLogSpec {
     pub traffic_type: String,
 }
 
+/// An SNS topic (standard, not FIFO). The id is its ARN.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SnsTopicSpec {
+    /// Immutable.
+    pub name: String,
+    pub display_name: String,
+    /// KMS key (ARN) for server-side encryption.
+    pub kms_master_key_id: String,
+    /// The access policy admits only the topic owner's account (the backend writes the
+    /// policy itself from the topic's ARN: principal the owner account, AWS:SourceOwner);
+    /// observed true only when the topic's policy is exactly that one.
+    pub account_only_policy: bool,
+}
+
 /// What one resource is (desired) or was seen to be (observed), of any kind. Ids of other
 /// resources are AWS ids (the engine resolves references before handing a spec to a
 /// provider).
@@ -175,6 +190,7 @@ pub enum Spec {
     SecurityGroup(SecurityGroupSpec),
     Instance(InstanceSpec),
     FlowLog(FlowLogSpec),
+    SnsTopic(SnsTopicSpec),
 }
 
 impl Spec {
@@ -193,6 +209,7 @@ impl Spec {
             Spec::SecurityGroup(_) => Kind::SecurityGroup,
             Spec::Instance(_) => Kind::Instance,
             Spec::FlowLog(_) => Kind::FlowLog,
+            Spec::SnsTopic(_) => Kind::SnsTopic,
         }
     }
 
@@ -332,6 +349,7 @@ kind_specs! {
     SecurityGroup(SecurityGroupSpec),
     Instance(InstanceSpec),
     FlowLog(FlowLogSpec),
+    SnsTopic(SnsTopicSpec),
 }
 
 /// The observed spec of an update, of the desired spec's kind: what a backend's update
@@ -371,6 +389,7 @@ impl Spec {
             Kind::SecurityGroup => SecurityGroupSpec::default().into(),
             Kind::Instance => InstanceSpec::default().into(),
             Kind::FlowLog => FlowLogSpec::default().into(),
+            Kind::SnsTopic => SnsTopicSpec::default().into(),
         }
     }
 

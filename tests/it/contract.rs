@@ -19,7 +19,7 @@ use hipaa_operator::cloud::{
     CloudError, DefaultSecurityGroupSpec, DeleteMode, Desired, ElasticIpSpec, FlowLogSpec,
     IamRoleSpec, Idempotency, InstanceSpec, InternetGatewaySpec, Kind, KindSpec, KmsKeySpec,
     LogGroupSpec, Lookup, NatGatewaySpec, Observed, Owner, Provider, Route, RouteTableSpec,
-    SecurityGroupSpec, SgRule, Spec, State, SubnetSpec, VpcSpec, ownership_tags,
+    SecurityGroupSpec, SgRule, SnsTopicSpec, Spec, State, SubnetSpec, VpcSpec, ownership_tags,
 };
 use hipaa_operator::engine::diff::diff;
 
@@ -279,6 +279,26 @@ fn case(kind: Kind, owner: &Owner, made: &Made) -> Case {
             }),
             mutations: vec![],
         },
+        Kind::SnsTopic => Case {
+            node: "sns/topic",
+            spec: Spec::SnsTopic(SnsTopicSpec {
+                name: format!("hipaa-{}", owner.name),
+                display_name: "contract".into(),
+                kms_master_key_id: made.arn(Kind::KmsKey),
+                account_only_policy: true,
+            }),
+            mutations: vec![
+                change("displayName", |t: &mut SnsTopicSpec| {
+                    t.display_name = "changed".into()
+                }),
+                change("kmsMasterKeyId", |t: &mut SnsTopicSpec| {
+                    t.kms_master_key_id = "alias/aws/sns".into()
+                }),
+                change("accountOnlyPolicy", |t: &mut SnsTopicSpec| {
+                    t.account_only_policy = false
+                }),
+            ],
+        },
     }
 }
 
@@ -342,14 +362,14 @@ async fn kind_contract<P: Provider>(
     // A second create, as the kind registry says it goes.
     match kind.info().idempotency {
         Idempotency::ClientToken if quirks.ignores_client_tokens => {}
-        Idempotency::ClientToken | Idempotency::Adopted => {
+        Idempotency::ClientToken | Idempotency::Adopted | Idempotency::SameRequest => {
             let again = p
                 .create(d)
                 .await
                 .unwrap_or_else(|e| panic!("{what}: retried create: {e}"));
             assert_eq!(
                 again.id, created.id,
-                "{what}: the client token (or the adoption) returns the first"
+                "{what}: the client token (the adoption, the same request) returns the first"
             );
         }
         Idempotency::UniqueName => match p.create(d).await {

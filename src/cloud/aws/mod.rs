@@ -22,6 +22,7 @@ mod logs;
 mod nat;
 mod route_table;
 mod security_group;
+mod sns;
 mod subnet;
 mod vpc;
 
@@ -47,6 +48,7 @@ pub struct AwsCloud {
     pub(crate) kms: aws_sdk_kms::Client,
     pub(crate) logs: aws_sdk_cloudwatchlogs::Client,
     pub(crate) iam: aws_sdk_iam::Client,
+    pub(crate) sns: aws_sdk_sns::Client,
     pub(crate) region: String,
     calls: Arc<Mutex<CallCounts>>,
 }
@@ -136,6 +138,9 @@ impl AwsCloud {
             .region(region_value.clone())
             .build();
         let iam = aws_sdk_iam::config::Builder::from(config)
+            .region(region_value.clone())
+            .build();
+        let sns = aws_sdk_sns::config::Builder::from(config)
             .region(region_value)
             .build();
         Self {
@@ -143,6 +148,7 @@ impl AwsCloud {
             kms: aws_sdk_kms::Client::from_conf(kms),
             logs: aws_sdk_cloudwatchlogs::Client::from_conf(logs),
             iam: aws_sdk_iam::Client::from_conf(iam),
+            sns: aws_sdk_sns::Client::from_conf(sns),
             region: region.to_string(),
             calls: Arc::new(Mutex::new(CallCounts::new())),
         }
@@ -377,6 +383,7 @@ impl Provider for AwsCloud {
             Kind::SecurityGroup => security_group::observe(self, owner, lookups).await,
             Kind::Instance => instance::observe(self, owner, lookups).await,
             Kind::FlowLog => flow_log::observe(self, owner, lookups).await,
+            Kind::SnsTopic => sns::observe(self, owner, lookups).await,
         }
     }
 
@@ -395,6 +402,7 @@ impl Provider for AwsCloud {
             Spec::SecurityGroup(spec) => security_group::create(self, d, spec).await,
             Spec::Instance(spec) => instance::create(self, d, spec).await,
             Spec::FlowLog(spec) => flow_log::create(self, d, spec).await,
+            Spec::SnsTopic(spec) => sns::create(self, d, spec).await,
         }
     }
 
@@ -431,6 +439,7 @@ impl Provider for AwsCloud {
                 observed_as::<FlowLogSpec>(d, o)?;
                 flow_log::update(self, d, o).await
             }
+            Spec::SnsTopic(want) => sns::update(self, d, o, want, observed_as(d, o)?).await,
         }
     }
 
@@ -450,6 +459,7 @@ impl Provider for AwsCloud {
             Kind::SecurityGroup => security_group::delete(self, id).await,
             Kind::Instance => instance::delete(self, id).await,
             Kind::FlowLog => flow_log::delete(self, id).await,
+            Kind::SnsTopic => sns::delete(self, id).await,
         };
         // Not-found on delete is success.
         match result {
@@ -477,6 +487,7 @@ impl Provider for AwsCloud {
                 Kind::SecurityGroup => security_group::owned(self, owner).await?,
                 Kind::Instance => instance::owned(self, owner).await?,
                 Kind::FlowLog => flow_log::owned(self, owner).await?,
+                Kind::SnsTopic => sns::owned(self, owner).await?,
             });
         }
         Ok(all)

@@ -28,6 +28,7 @@ mod observe;
 mod rng;
 mod route_table;
 mod security_group;
+mod sns;
 mod subnet;
 mod vpc;
 mod world;
@@ -178,6 +179,7 @@ impl Provider for SimCloud {
             Spec::SecurityGroup(spec) => security_group::create(self, d, spec).await,
             Spec::Instance(spec) => instance::create(self, d, spec).await,
             Spec::FlowLog(spec) => flow_log::create(self, d, spec).await,
+            Spec::SnsTopic(spec) => sns::create(self, d, spec).await,
         }
     }
 
@@ -213,6 +215,7 @@ impl Provider for SimCloud {
                 observed_as::<FlowLogSpec>(d, o)?;
                 flow_log::update(self, d, o).await
             }
+            Spec::SnsTopic(want) => sns::update(self, d, o, want, observed_as(d, o)?).await,
         }
     }
 
@@ -232,6 +235,7 @@ impl Provider for SimCloud {
             Kind::SecurityGroup => security_group::delete(self, id).await,
             Kind::Instance => instance::delete(self, id).await,
             Kind::FlowLog => flow_log::delete(self, id).await,
+            Kind::SnsTopic => sns::delete(self, id).await,
         }
     }
 

@@ -33,6 +33,7 @@ pub enum Kind {
     Instance,
     FlowLog,
     SnsTopic,
+    SqsQueue,
 }
 
 /// How a kind's resources are deleted.
@@ -490,9 +491,47 @@ const SNS_TOPIC: KindInfo = KindInfo {
     resources: "*",
 };
 
+/// SQS queues: the id is the URL; names are unique per region and account, and
+/// `CreateQueue` with a taken name returns that queue when the attributes it carries
+/// match. A queue subscribes itself to its topic, so it calls SNS too.
+const SQS_QUEUE: KindInfo = KindInfo {
+    kind: Kind::SqsQueue,
+    type_name: "sqs:queue",
+    service: "sqs",
+    describe: "GetQueueAttributes",
+    tag_operation: "TagQueue",
+    deletion: DeleteMode::Sync,
+    idempotency: Idempotency::SameRequest,
+    // The query protocol's code, and the JSON protocol's.
+    not_found: &[
+        "AWS.SimpleQueueService.NonExistentQueue",
+        "QueueDoesNotExist",
+    ],
+    immutable: &["name"],
+    parent: None,
+    calls: &[
+        "CreateQueue",
+        "DeleteQueue",
+        "GetQueueAttributes",
+        "GetQueueUrl",
+        "ListQueueTags",
+        "ListQueues",
+        "SetQueueAttributes",
+        "TagQueue",
+    ],
+    also_calls: &[
+        ("sns", "ListSubscriptions"),
+        ("sns", "ListSubscriptionsByTopic"),
+        ("sns", "Subscribe"),
+        ("sns", "Unsubscribe"),
+    ],
+    requires: &[],
+    resources: "*",
+};
+
 impl Kind {
     /// Every kind, in declaration (dependency) order.
-    pub const ALL: [Kind; 14] = [
+    pub const ALL: [Kind; 15] = [
         Kind::KmsKey,
         Kind::LogGroup,
         Kind::IamRole,
@@ -507,6 +546,7 @@ impl Kind {
         Kind::Instance,
         Kind::FlowLog,
         Kind::SnsTopic,
+        Kind::SqsQueue,
     ];
 
     /// The kind's registry entry.
@@ -526,6 +566,7 @@ impl Kind {
             Kind::Instance => &INSTANCE,
             Kind::FlowLog => &FLOW_LOG,
             Kind::SnsTopic => &SNS_TOPIC,
+            Kind::SqsQueue => &SQS_QUEUE,
         }
     }
 

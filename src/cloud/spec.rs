@@ -171,6 +171,30 @@ pub struct SnsTopicSpec {
     pub account_only_policy: bool,
 }
 
+/// An SQS queue (standard, not FIFO). The id is its URL; its ARN is `Observed::arn` and
+/// its URL also the attribute `url`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SqsQueueSpec {
+    /// Immutable.
+    pub name: String,
+    pub kms_master_key_id: String,
+    pub message_retention_seconds: i32,
+    pub visibility_timeout_seconds: i32,
+    /// Dead-letter queue ARN of the redrive policy; "" = none.
+    pub dead_letter_target_arn: String,
+    /// maxReceiveCount of the redrive policy; 0 when there is none.
+    pub max_receive_count: i32,
+    /// The queue policy admits only sqs:SendMessage from this topic (aws:SourceArn),
+    /// written by the backend from the queue's ARN; "" = no policy. Observed: the topic
+    /// ARN when the policy is exactly that one, else "" (or a short description of a foreign policy).
+    pub send_allowed_from_topic_arn: String,
+    /// The topic this queue is subscribed to (protocol sqs, raw message delivery on);
+    /// "" = none. Create subscribes, update re-subscribes when the subscription is gone,
+    /// delete unsubscribes before deleting the queue. Observed through ListSubscriptionsByTopic.
+    pub subscribed_topic_arn: String,
+}
+
 /// What one resource is (desired) or was seen to be (observed), of any kind. Ids of other
 /// resources are AWS ids (the engine resolves references before handing a spec to a
 /// provider).
@@ -191,6 +215,7 @@ pub enum Spec {
     Instance(InstanceSpec),
     FlowLog(FlowLogSpec),
     SnsTopic(SnsTopicSpec),
+    SqsQueue(SqsQueueSpec),
 }
 
 impl Spec {
@@ -210,6 +235,7 @@ impl Spec {
             Spec::Instance(_) => Kind::Instance,
             Spec::FlowLog(_) => Kind::FlowLog,
             Spec::SnsTopic(_) => Kind::SnsTopic,
+            Spec::SqsQueue(_) => Kind::SqsQueue,
         }
     }
 
@@ -350,6 +376,7 @@ kind_specs! {
     Instance(InstanceSpec),
     FlowLog(FlowLogSpec),
     SnsTopic(SnsTopicSpec),
+    SqsQueue(SqsQueueSpec),
 }
 
 /// The observed spec of an update, of the desired spec's kind: what a backend's update
@@ -390,6 +417,7 @@ impl Spec {
             Kind::Instance => InstanceSpec::default().into(),
             Kind::FlowLog => FlowLogSpec::default().into(),
             Kind::SnsTopic => SnsTopicSpec::default().into(),
+            Kind::SqsQueue => SqsQueueSpec::default().into(),
         }
     }
 

@@ -19,7 +19,8 @@ use hipaa_operator::cloud::{
     CloudError, DefaultSecurityGroupSpec, DeleteMode, Desired, ElasticIpSpec, FlowLogSpec,
     IamRoleSpec, Idempotency, InstanceSpec, InternetGatewaySpec, Kind, KindSpec, KmsKeySpec,
     LogGroupSpec, Lookup, NatGatewaySpec, Observed, Owner, Provider, Route, RouteTableSpec,
-    SecurityGroupSpec, SgRule, SnsTopicSpec, Spec, State, SubnetSpec, VpcSpec, ownership_tags,
+    SecurityGroupSpec, SgRule, SnsTopicSpec, Spec, SqsQueueSpec, State, SubnetSpec, VpcSpec,
+    ownership_tags,
 };
 use hipaa_operator::engine::diff::diff;
 
@@ -93,11 +94,20 @@ fn change<T: KindSpec + 'static>(field: &'static str, apply: fn(&mut T)) -> Muta
     }
 }
 
-/// What the kinds before the current one created, by kind.
+/// What the kinds before the current one created, by kind, and the current kind's
+/// helpers, by node.
 #[derive(Default)]
-struct Made(BTreeMap<Kind, Observed>);
+struct Made(BTreeMap<Kind, Observed>, BTreeMap<&'static str, Observed>);
 
 impl Made {
+    /// The ARN of a helper of the current kind (see [`helpers`]).
+    fn helper_arn(&self, node: &str) -> String {
+        self.1
+            .get(node)
+            .and_then(|o| o.arn.clone())
+            .unwrap_or_else(|| panic!("helper {node} comes first, with an ARN"))
+    }
+
     fn id(&self, kind: Kind) -> String {
         self.0
             .get(&kind)
@@ -120,6 +130,38 @@ struct Case {
     spec: Spec,
     /// Managed fields AWS changes in place, each changed and restored.
     mutations: Vec<Mutation>,
+}
+
+/// Resources of a kind that its case refers to besides those of earlier kinds (an SQS
+/// queue's dead-letter queue), as `(node, spec)`: created before the case without its
+/// checks, deleted after it. Exhaustive like [`case`].
+fn helpers(kind: Kind, owner: &Owner, made: &Made) -> Vec<(&'static str, Spec)> {
+    match kind {
+        Kind::SqsQueue => vec![(
+            "sqs/dlq",
+            Spec::SqsQueue(SqsQueueSpec {
+                name: format!("hipaa-{}-dlq", owner.name),
+                kms_master_key_id: made.arn(Kind::KmsKey),
+                message_retention_seconds: 1_209_600,
+                visibility_timeout_seconds: 30,
+                ..SqsQueueSpec::default()
+            }),
+        )],
+        Kind::KmsKey
+        | Kind::LogGroup
+        | Kind::IamRole
+        | Kind::Vpc
+        | Kind::DefaultSecurityGroup
+        | Kind::Subnet
+        | Kind::InternetGateway
+        | Kind::ElasticIp
+        | Kind::NatGateway
+        | Kind::RouteTable
+        | Kind::SecurityGroup
+        | Kind::Instance
+        | Kind::FlowLog
+        | Kind::SnsTopic => vec![],
+    }
 }
 
 /// Every kind's case, built from what the kinds before it created. Exhaustive: adding a
@@ -299,6 +341,43 @@ fn case(kind: Kind, owner: &Owner, made: &Made) -> Case {
                 }),
             ],
         },
+        Kind::SqsQueue => Case {
+            node: "sqs/queue",
+            spec: Spec::SqsQueue(SqsQueueSpec {
+                name: format!("hipaa-{}", owner.name),
+                kms_master_key_id: made.arn(Kind::KmsKey),
+                message_retention_seconds: 345_600,
+                visibility_timeout_seconds: 60,
+                dead_letter_target_arn: made.helper_arn("sqs/dlq"),
+                max_receive_count: 5,
+                send_allowed_from_topic_arn: made.arn(Kind::SnsTopic),
+                subscribed_topic_arn: made.arn(Kind::SnsTopic),
+            }),
+            mutations: vec![
+                change("kmsMasterKeyId", |q: &mut SqsQueueSpec| {
+                    q.kms_master_key_id = "alias/aws/sqs".into()
+                }),
+                change("messageRetentionSeconds", |q: &mut SqsQueueSpec| {
+                    q.message_retention_seconds = 86_400
+                }),
+                change("visibilityTimeoutSeconds", |q: &mut SqsQueueSpec| {
+                    q.visibility_timeout_seconds = 120
+                }),
+                change("deadLetterTargetArn", |q: &mut SqsQueueSpec| {
+                    q.dead_letter_target_arn.clear();
+                    q.max_receive_count = 0;
+                }),
+                change("maxReceiveCount", |q: &mut SqsQueueSpec| {
+                    q.max_receive_count = 10
+                }),
+                change("sendAllowedFromTopicArn", |q: &mut SqsQueueSpec| {
+                    q.send_allowed_from_topic_arn.clear()
+                }),
+                change("subscribedTopicArn", |q: &mut SqsQueueSpec| {
+                    q.subscribed_topic_arn.clear()
+                }),
+            ],
+        },
     }
 }
 
@@ -461,6 +540,21 @@ async fn contract<P: Provider>(p: &P, backend: &str, quirks: Quirks) {
     let mut made = Made::default();
     let mut created = Vec::new();
     for kind in Kind::ALL {
+        made.1.clear();
+        for (node, spec) in helpers(kind, o, &made) {
+            let d = desired(o, node, spec);
+            let helper = p
+                .create(&d)
+                .await
+                .unwrap_or_else(|e| panic!("{backend}: helper {node}: {e}"));
+            let helper = if helper.state == State::Pending {
+                available(p, o, &d, &helper.id).await
+            } else {
+                helper
+            };
+            created.push((d, helper.id.clone()));
+            made.1.insert(node, helper);
+        }
         let Case {
             node,
             spec,
@@ -483,10 +577,7 @@ async fn contract<P: Provider>(p: &P, backend: &str, quirks: Quirks) {
         made.0.insert(kind, resource);
     }
     assert_eq!(
-        created
-            .iter()
-            .map(|(d, _)| d.spec.kind())
-            .collect::<Vec<_>>(),
+        made.0.keys().copied().collect::<Vec<_>>(),
         Kind::ALL,
         "{backend}: every kind ran"
     );
@@ -509,6 +600,19 @@ fn every_kind_has_a_case_that_changes_its_mutable_fields() {
     let mut made = Made::default();
     let mut nodes = BTreeSet::new();
     for kind in Kind::ALL {
+        made.1.clear();
+        for (node, spec) in helpers(kind, &owner, &made) {
+            assert!(nodes.insert(node), "{kind:?}: helper node {node} unique");
+            let helper = Observed {
+                id: format!("{node}-id"),
+                arn: Some(format!("arn:{node}")),
+                state: State::Available,
+                spec,
+                tags: Default::default(),
+                attributes: Default::default(),
+            };
+            made.1.insert(node, helper);
+        }
         let case = case(kind, &owner, &made);
         assert_eq!(case.spec.kind(), kind, "{kind:?}: its own kind");
         assert!(

@@ -23,6 +23,7 @@ mod nat;
 mod route_table;
 mod security_group;
 mod sns;
+mod sqs;
 mod subnet;
 mod vpc;
 
@@ -49,6 +50,7 @@ pub struct AwsCloud {
     pub(crate) logs: aws_sdk_cloudwatchlogs::Client,
     pub(crate) iam: aws_sdk_iam::Client,
     pub(crate) sns: aws_sdk_sns::Client,
+    pub(crate) sqs: aws_sdk_sqs::Client,
     pub(crate) region: String,
     calls: Arc<Mutex<CallCounts>>,
 }
@@ -141,6 +143,9 @@ impl AwsCloud {
             .region(region_value.clone())
             .build();
         let sns = aws_sdk_sns::config::Builder::from(config)
+            .region(region_value.clone())
+            .build();
+        let sqs = aws_sdk_sqs::config::Builder::from(config)
             .region(region_value)
             .build();
         Self {
@@ -149,6 +154,7 @@ impl AwsCloud {
             logs: aws_sdk_cloudwatchlogs::Client::from_conf(logs),
             iam: aws_sdk_iam::Client::from_conf(iam),
             sns: aws_sdk_sns::Client::from_conf(sns),
+            sqs: aws_sdk_sqs::Client::from_conf(sqs),
             region: region.to_string(),
             calls: Arc::new(Mutex::new(CallCounts::new())),
         }
@@ -384,6 +390,7 @@ impl Provider for AwsCloud {
             Kind::Instance => instance::observe(self, owner, lookups).await,
             Kind::FlowLog => flow_log::observe(self, owner, lookups).await,
             Kind::SnsTopic => sns::observe(self, owner, lookups).await,
+            Kind::SqsQueue => sqs::observe(self, owner, lookups).await,
         }
     }
 
@@ -403,6 +410,7 @@ impl Provider for AwsCloud {
             Spec::Instance(spec) => instance::create(self, d, spec).await,
             Spec::FlowLog(spec) => flow_log::create(self, d, spec).await,
             Spec::SnsTopic(spec) => sns::create(self, d, spec).await,
+            Spec::SqsQueue(spec) => sqs::create(self, d, spec).await,
         }
     }
 
@@ -440,6 +448,7 @@ impl Provider for AwsCloud {
                 flow_log::update(self, d, o).await
             }
             Spec::SnsTopic(want) => sns::update(self, d, o, want, observed_as(d, o)?).await,
+            Spec::SqsQueue(want) => sqs::update(self, d, o, want, observed_as(d, o)?).await,
         }
     }
 
@@ -460,6 +469,7 @@ impl Provider for AwsCloud {
             Kind::Instance => instance::delete(self, id).await,
             Kind::FlowLog => flow_log::delete(self, id).await,
             Kind::SnsTopic => sns::delete(self, id).await,
+            Kind::SqsQueue => sqs::delete(self, id).await,
         };
         // Not-found on delete is success.
         match result {
@@ -488,6 +498,7 @@ impl Provider for AwsCloud {
                 Kind::Instance => instance::owned(self, owner).await?,
                 Kind::FlowLog => flow_log::owned(self, owner).await?,
                 Kind::SnsTopic => sns::owned(self, owner).await?,
+                Kind::SqsQueue => sqs::owned(self, owner).await?,
             });
         }
         Ok(all)

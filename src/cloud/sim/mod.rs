@@ -29,6 +29,7 @@ mod rng;
 mod route_table;
 mod security_group;
 mod sns;
+mod sqs;
 mod subnet;
 mod vpc;
 mod world;
@@ -180,6 +181,7 @@ impl Provider for SimCloud {
             Spec::Instance(spec) => instance::create(self, d, spec).await,
             Spec::FlowLog(spec) => flow_log::create(self, d, spec).await,
             Spec::SnsTopic(spec) => sns::create(self, d, spec).await,
+            Spec::SqsQueue(spec) => sqs::create(self, d, spec).await,
         }
     }
 
@@ -216,6 +218,7 @@ impl Provider for SimCloud {
                 flow_log::update(self, d, o).await
             }
             Spec::SnsTopic(want) => sns::update(self, d, o, want, observed_as(d, o)?).await,
+            Spec::SqsQueue(want) => sqs::update(self, d, o, want, observed_as(d, o)?).await,
         }
     }
 
@@ -236,6 +239,7 @@ impl Provider for SimCloud {
             Kind::Instance => instance::delete(self, id).await,
             Kind::FlowLog => flow_log::delete(self, id).await,
             Kind::SnsTopic => sns::delete(self, id).await,
+            Kind::SqsQueue => sqs::delete(self, id).await,
         }
     }
 

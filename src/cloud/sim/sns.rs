@@ -5,12 +5,12 @@
 //! policy is a `SetTopicAttributes` after it (the backend writes it from the topic's ARN),
 //! and every later change is one `SetTopicAttributes` per attribute. The simulator keeps
 //! the policy as the spec's `account_only_policy` flag, not as a document. `DeleteTopic`
-//! of a missing topic succeeds.
+//! of a missing topic succeeds; a topic's deletion ends its subscriptions.
 
 use super::SimCloud;
 use super::api::{Result, not_found, sync_tags, terminal};
 use super::world::{ACCOUNT, World};
-use crate::cloud::{Desired, Kind, KindSpec, Observed, SnsTopicSpec};
+use crate::cloud::{Desired, Kind, KindSpec, Observed, SnsTopicSpec, SqsQueueSpec};
 
 /// AWS's rule for standard topic names.
 fn valid_name(name: &str) -> bool {
@@ -119,11 +119,23 @@ fn topic<'a>(w: &'a mut World, op: &str, arn: &str) -> Result<&'a mut SnsTopicSp
         .ok_or_else(|| not_found(op, "NotFound", "Topic does not exist"))
 }
 
-/// Deleting a missing topic succeeds (AWS's `DeleteTopic` is idempotent).
+/// Deleting a missing topic succeeds (AWS's `DeleteTopic` is idempotent); the topic's
+/// subscriptions go with it.
 pub(crate) async fn delete(sim: &SimCloud, arn: &str) -> Result<()> {
     sim.call("sns", "DeleteTopic", |w, _| {
-        if w.get(Kind::SnsTopic, arn).is_some() {
-            w.remove(arn);
+        if w.get(Kind::SnsTopic, arn).is_none() {
+            return Ok(());
+        }
+        w.remove(arn);
+        let subscribed: Vec<String> = w
+            .specs::<SqsQueueSpec>()
+            .filter(|(_, queue)| queue.subscribed_topic_arn == arn)
+            .map(|(r, _)| r.id.clone())
+            .collect();
+        for queue in subscribed {
+            if let Some(queue) = w.spec_mut::<SqsQueueSpec>(&queue) {
+                queue.subscribed_topic_arn.clear();
+            }
         }
         Ok(())
     })

@@ -109,6 +109,9 @@ pub(crate) struct World {
     pub calls: CallCounts,
     /// Operations that fail with AccessDenied (a missing IAM permission), until allowed.
     pub denied: std::collections::BTreeSet<String>,
+    /// Names of deleted resources AWS does not let be taken again yet (an SQS queue's for
+    /// 60 s), by kind and name, with the instant they are free.
+    pub tombstones: BTreeMap<(Kind, String), Instant>,
 }
 
 impl World {
@@ -124,6 +127,7 @@ impl World {
             consistency_window: config.consistency_window,
             calls: CallCounts::new(),
             denied: Default::default(),
+            tombstones: BTreeMap::new(),
         }
     }
 
@@ -144,6 +148,7 @@ impl World {
         for id in gone {
             self.records.remove(&id);
         }
+        self.tombstones.retain(|_, free_at| *free_at > now);
     }
 
     /// A real-AWS duration of `seconds`, scaled by `time_scale`.

@@ -219,6 +219,10 @@ async fn delete_of_missing_resources_succeeds_for_every_kind() {
         (Kind::Instance, "i-00000000000000000"),
         (Kind::FlowLog, "fl-00000000000000000"),
         (Kind::SnsTopic, "arn:aws:sns:us-east-1:123456789012:nope"),
+        (
+            Kind::SqsQueue,
+            "https://sqs.us-east-1.amazonaws.com/123456789012/nope",
+        ),
     ];
     for (kind, id) in kinds {
         sim.delete(kind, id)

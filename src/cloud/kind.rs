@@ -34,6 +34,7 @@ pub enum Kind {
     FlowLog,
     SnsTopic,
     SqsQueue,
+    DynamoDbTable,
 }
 
 /// How a kind's resources are deleted.
@@ -529,9 +530,41 @@ const SQS_QUEUE: KindInfo = KindInfo {
     resources: "*",
 };
 
+/// DynamoDB tables: the id is the name. `CREATING` (pending) before `ACTIVE`, `DELETING`
+/// before gone; a taken name is refused with `ResourceInUseException`.
+const DYNAMODB_TABLE: KindInfo = KindInfo {
+    kind: Kind::DynamoDbTable,
+    type_name: "dynamodb:table",
+    service: "dynamodb",
+    describe: "DescribeTable",
+    tag_operation: "TagResource",
+    deletion: DeleteMode::Async,
+    idempotency: Idempotency::UniqueName,
+    // DescribeContinuousBackups and UpdateContinuousBackups answer the second.
+    not_found: &["ResourceNotFoundException", "TableNotFoundException"],
+    immutable: &["name", "partitionKey", "sortKey"],
+    parent: None,
+    calls: &[
+        "CreateTable",
+        "DeleteTable",
+        "DescribeContinuousBackups",
+        "DescribeTable",
+        "DescribeTimeToLive",
+        "ListTables",
+        "ListTagsOfResource",
+        "TagResource",
+        "UpdateContinuousBackups",
+        "UpdateTable",
+        "UpdateTimeToLive",
+    ],
+    also_calls: &[],
+    requires: &[],
+    resources: "*",
+};
+
 impl Kind {
     /// Every kind, in declaration (dependency) order.
-    pub const ALL: [Kind; 15] = [
+    pub const ALL: [Kind; 16] = [
         Kind::KmsKey,
         Kind::LogGroup,
         Kind::IamRole,
@@ -547,6 +580,7 @@ impl Kind {
         Kind::FlowLog,
         Kind::SnsTopic,
         Kind::SqsQueue,
+        Kind::DynamoDbTable,
     ];
 
     /// The kind's registry entry.
@@ -567,6 +601,7 @@ impl Kind {
             Kind::FlowLog => &FLOW_LOG,
             Kind::SnsTopic => &SNS_TOPIC,
             Kind::SqsQueue => &SQS_QUEUE,
+            Kind::DynamoDbTable => &DYNAMODB_TABLE,
         }
     }
 
@@ -580,7 +615,9 @@ impl Kind {
         self.info().service
     }
 
-    /// The kind whose not-found codes include `code`, if any.
+    /// The first kind whose not-found codes include `code`, if any. Services share some
+    /// codes (`ResourceNotFoundException`: CloudWatch Logs and DynamoDB), so the kind is
+    /// one of those that list it.
     pub fn of_not_found_code(code: &str) -> Option<Kind> {
         Kind::ALL
             .into_iter()
@@ -634,11 +671,17 @@ mod tests {
             );
             assert!(!info.not_found.is_empty(), "{kind:?}: a not-found code");
             for code in info.not_found {
+                let listing: Vec<Kind> = Kind::ALL
+                    .into_iter()
+                    .filter(|k| k.info().not_found.contains(code))
+                    .collect();
+                // Found, as one of the kinds listing it (services share codes).
                 assert_eq!(
-                    Kind::of_not_found_code(code).map(|k| k.service()),
-                    Some(info.service),
+                    Kind::of_not_found_code(code),
+                    listing.first().copied(),
                     "{kind:?}: {code}"
                 );
+                assert!(listing.contains(&kind), "{kind:?}: {code}");
             }
             assert!(
                 info.describe.starts_with("Describe") || info.describe.starts_with("Get"),

@@ -195,6 +195,29 @@ pub struct SqsQueueSpec {
     pub subscribed_topic_arn: String,
 }
 
+/// A DynamoDB table. The id is its name; its ARN is `Observed::arn`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DynamoDbTableSpec {
+    /// Immutable.
+    pub name: String,
+    /// `name:S|N|B`, immutable.
+    pub partition_key: String,
+    /// `name:S|N|B` or "", immutable.
+    pub sort_key: String,
+    /// PAY_PER_REQUEST or PROVISIONED.
+    pub billing_mode: String,
+    /// 0 with PAY_PER_REQUEST.
+    pub read_capacity_units: i64,
+    pub write_capacity_units: i64,
+    /// Customer KMS key (ARN) for SSE.
+    pub kms_key_arn: String,
+    pub point_in_time_recovery: bool,
+    pub deletion_protection: bool,
+    /// TTL attribute name; "" = TTL off.
+    pub ttl_attribute: String,
+}
+
 /// What one resource is (desired) or was seen to be (observed), of any kind. Ids of other
 /// resources are AWS ids (the engine resolves references before handing a spec to a
 /// provider).
@@ -216,6 +239,7 @@ pub enum Spec {
     FlowLog(FlowLogSpec),
     SnsTopic(SnsTopicSpec),
     SqsQueue(SqsQueueSpec),
+    DynamoDbTable(DynamoDbTableSpec),
 }
 
 impl Spec {
@@ -236,6 +260,7 @@ impl Spec {
             Spec::FlowLog(_) => Kind::FlowLog,
             Spec::SnsTopic(_) => Kind::SnsTopic,
             Spec::SqsQueue(_) => Kind::SqsQueue,
+            Spec::DynamoDbTable(_) => Kind::DynamoDbTable,
         }
     }
 
@@ -377,6 +402,7 @@ kind_specs! {
     FlowLog(FlowLogSpec),
     SnsTopic(SnsTopicSpec),
     SqsQueue(SqsQueueSpec),
+    DynamoDbTable(DynamoDbTableSpec),
 }
 
 /// The observed spec of an update, of the desired spec's kind: what a backend's update
@@ -418,6 +444,7 @@ impl Spec {
             Kind::FlowLog => FlowLogSpec::default().into(),
             Kind::SnsTopic => SnsTopicSpec::default().into(),
             Kind::SqsQueue => SqsQueueSpec::default().into(),
+            Kind::DynamoDbTable => DynamoDbTableSpec::default().into(),
         }
     }
 

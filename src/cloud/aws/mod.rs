@@ -12,6 +12,7 @@
 //! certificates ([`https_client`]).
 
 mod default_sg;
+mod dynamodb;
 mod eip;
 mod flow_log;
 mod iam;
@@ -51,6 +52,7 @@ pub struct AwsCloud {
     pub(crate) iam: aws_sdk_iam::Client,
     pub(crate) sns: aws_sdk_sns::Client,
     pub(crate) sqs: aws_sdk_sqs::Client,
+    pub(crate) dynamodb: aws_sdk_dynamodb::Client,
     pub(crate) region: String,
     calls: Arc<Mutex<CallCounts>>,
 }
@@ -146,6 +148,9 @@ impl AwsCloud {
             .region(region_value.clone())
             .build();
         let sqs = aws_sdk_sqs::config::Builder::from(config)
+            .region(region_value.clone())
+            .build();
+        let dynamodb = aws_sdk_dynamodb::config::Builder::from(config)
             .region(region_value)
             .build();
         Self {
@@ -155,6 +160,7 @@ impl AwsCloud {
             iam: aws_sdk_iam::Client::from_conf(iam),
             sns: aws_sdk_sns::Client::from_conf(sns),
             sqs: aws_sdk_sqs::Client::from_conf(sqs),
+            dynamodb: aws_sdk_dynamodb::Client::from_conf(dynamodb),
             region: region.to_string(),
             calls: Arc::new(Mutex::new(CallCounts::new())),
         }
@@ -391,6 +397,7 @@ impl Provider for AwsCloud {
             Kind::FlowLog => flow_log::observe(self, owner, lookups).await,
             Kind::SnsTopic => sns::observe(self, owner, lookups).await,
             Kind::SqsQueue => sqs::observe(self, owner, lookups).await,
+            Kind::DynamoDbTable => dynamodb::observe(self, owner, lookups).await,
         }
     }
 
@@ -411,6 +418,7 @@ impl Provider for AwsCloud {
             Spec::FlowLog(spec) => flow_log::create(self, d, spec).await,
             Spec::SnsTopic(spec) => sns::create(self, d, spec).await,
             Spec::SqsQueue(spec) => sqs::create(self, d, spec).await,
+            Spec::DynamoDbTable(spec) => dynamodb::create(self, d, spec).await,
         }
     }
 
@@ -449,6 +457,9 @@ impl Provider for AwsCloud {
             }
             Spec::SnsTopic(want) => sns::update(self, d, o, want, observed_as(d, o)?).await,
             Spec::SqsQueue(want) => sqs::update(self, d, o, want, observed_as(d, o)?).await,
+            Spec::DynamoDbTable(want) => {
+                dynamodb::update(self, d, o, want, observed_as(d, o)?).await
+            }
         }
     }
 
@@ -470,6 +481,7 @@ impl Provider for AwsCloud {
             Kind::FlowLog => flow_log::delete(self, id).await,
             Kind::SnsTopic => sns::delete(self, id).await,
             Kind::SqsQueue => sqs::delete(self, id).await,
+            Kind::DynamoDbTable => dynamodb::delete(self, id).await,
         };
         // Not-found on delete is success.
         match result {
@@ -499,6 +511,7 @@ impl Provider for AwsCloud {
                 Kind::FlowLog => flow_log::owned(self, owner).await?,
                 Kind::SnsTopic => sns::owned(self, owner).await?,
                 Kind::SqsQueue => sqs::owned(self, owner).await?,
+                Kind::DynamoDbTable => dynamodb::owned(self, owner).await?,
             });
         }
         Ok(all)

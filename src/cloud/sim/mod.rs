@@ -16,6 +16,7 @@ mod api;
 mod cidr;
 mod console;
 mod default_sg;
+mod dynamodb;
 mod eip;
 mod flow_log;
 mod iam;
@@ -182,6 +183,7 @@ impl Provider for SimCloud {
             Spec::FlowLog(spec) => flow_log::create(self, d, spec).await,
             Spec::SnsTopic(spec) => sns::create(self, d, spec).await,
             Spec::SqsQueue(spec) => sqs::create(self, d, spec).await,
+            Spec::DynamoDbTable(spec) => dynamodb::create(self, d, spec).await,
         }
     }
 
@@ -219,6 +221,9 @@ impl Provider for SimCloud {
             }
             Spec::SnsTopic(want) => sns::update(self, d, o, want, observed_as(d, o)?).await,
             Spec::SqsQueue(want) => sqs::update(self, d, o, want, observed_as(d, o)?).await,
+            Spec::DynamoDbTable(want) => {
+                dynamodb::update(self, d, o, want, observed_as(d, o)?).await
+            }
         }
     }
 
@@ -240,6 +245,7 @@ impl Provider for SimCloud {
             Kind::FlowLog => flow_log::delete(self, id).await,
             Kind::SnsTopic => sns::delete(self, id).await,
             Kind::SqsQueue => sqs::delete(self, id).await,
+            Kind::DynamoDbTable => dynamodb::delete(self, id).await,
         }
     }
 

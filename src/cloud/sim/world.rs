@@ -112,6 +112,9 @@ pub(crate) struct World {
     /// Names of deleted resources AWS does not let be taken again yet (an SQS queue's for
     /// 60 s), by kind and name, with the instant they are free.
     pub tombstones: BTreeMap<(Kind, String), Instant>,
+    /// Changes AWS allows once per interval (a table's TimeToLive: one an hour), by
+    /// resource id and change, with the instant the next one is allowed.
+    pub cooldowns: BTreeMap<(String, &'static str), Instant>,
 }
 
 impl World {
@@ -128,6 +131,7 @@ impl World {
             calls: CallCounts::new(),
             denied: Default::default(),
             tombstones: BTreeMap::new(),
+            cooldowns: BTreeMap::new(),
         }
     }
 
@@ -149,6 +153,9 @@ impl World {
             self.records.remove(&id);
         }
         self.tombstones.retain(|_, free_at| *free_at > now);
+        let records = &self.records;
+        self.cooldowns
+            .retain(|(id, _), until| *until > now && records.contains_key(id));
     }
 
     /// A real-AWS duration of `seconds`, scaled by `time_scale`.

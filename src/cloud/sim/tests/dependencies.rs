@@ -223,6 +223,7 @@ async fn delete_of_missing_resources_succeeds_for_every_kind() {
             Kind::SqsQueue,
             "https://sqs.us-east-1.amazonaws.com/123456789012/nope",
         ),
+        (Kind::DynamoDbTable, "nope"),
     ];
     for (kind, id) in kinds {
         sim.delete(kind, id)

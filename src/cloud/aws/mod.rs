@@ -5,6 +5,7 @@
 //! the clients, call counting and error classification (not-found codes from the kind
 //! registry), and the tag helpers.
 //!
+//! Services: EC2, KMS, CloudWatch Logs, IAM, SNS, SQS and DynamoDB, one client each.
 //! Clients come from aws-config's default chain (environment, web identity / IRSA,
 //! profile); the endpoint can be overridden (`AWS_ENDPOINT_URL`, or `--aws-endpoint-url`)
 //! to reach moto's server in tests. The SDK's own retry is adaptive with 3 attempts; the

@@ -1,8 +1,10 @@
 //! `sim`: an in-memory AWS account behind the [`Provider`] trait, for the demo, the tests
 //! and the benchmarks. It keeps what matters about the real one: AWS id formats, per-call
-//! latency, NAT gateway and instance state machines that follow the clock, client-token
-//! idempotency and name uniqueness, `DependencyViolation` on deletes, eventual consistency
-//! after creates, injected throttles and 5xx errors, and a counter per AWS operation.
+//! latency, NAT gateway, instance and DynamoDB table state machines that follow the clock,
+//! client-token idempotency and name uniqueness (an SQS queue's name held for a minute
+//! after its deletion), `DependencyViolation` on deletes, changes AWS allows once per
+//! interval (a table's TimeToLive), eventual consistency after creates, injected throttles
+//! and 5xx errors, and a counter per AWS operation.
 //!
 //! Time: every latency and timed state is the real AWS figure times
 //! [`SimConfig::time_scale`]; the consistency window is real time. One file per kind (or

@@ -404,14 +404,16 @@ pub(crate) async fn create(
         .to_string();
     // The policy and the subscription follow: from a new queue's state, or from what a
     // queue returned again has.
-    let have = read(
+    let created = read(
         cloud,
         &url,
         &spec.subscribed_topic_arn,
         Some(desired.tags.clone()),
     )
     .await?;
-    reconcile(cloud, &url, &have, spec).await?;
+    let have = SqsQueueSpec::of(&created.spec).cloned().unwrap_or_default();
+    let queue_arn = created.arn.unwrap_or_default();
+    reconcile(cloud, &url, &queue_arn, spec, &have).await?;
     read(
         cloud,
         &url,
@@ -426,12 +428,13 @@ pub(crate) async fn update(
     desired: &Desired,
     observed: &Observed,
     want: &SqsQueueSpec,
-    _have: &SqsQueueSpec,
+    have: &SqsQueueSpec,
 ) -> Result<Observed, CloudError> {
     desired
         .spec
         .check_immutable("CreateQueue", &observed.spec)?;
-    reconcile(cloud, &observed.id, observed, want).await?;
+    let queue_arn = observed.arn.clone().unwrap_or_default();
+    reconcile(cloud, &observed.id, &queue_arn, want, have).await?;
     let missing = missing_tags(&desired.tags, &observed.tags);
     let mut tags = observed.tags.clone();
     if !missing.is_empty() {
@@ -452,13 +455,10 @@ pub(crate) async fn update(
 async fn reconcile(
     cloud: &AwsCloud,
     url: &str,
-    observed: &Observed,
+    queue_arn: &str,
     want: &SqsQueueSpec,
+    have: &SqsQueueSpec,
 ) -> Result<(), CloudError> {
-    let have = SqsQueueSpec::of(&observed.spec)
-        .cloned()
-        .unwrap_or_default();
-    let queue_arn = observed.arn.clone().unwrap_or_default();
     let mut changes = HashMap::new();
     if want.kms_master_key_id != have.kms_master_key_id {
         changes.insert(
@@ -486,13 +486,13 @@ async fn reconcile(
         };
         (s.dead_letter_target_arn.clone(), count)
     };
-    if redrive(want) != redrive(&have) {
+    if redrive(want) != redrive(have) {
         changes.insert(QueueAttributeName::RedrivePolicy, redrive_policy(want));
     }
     let policy = if want.send_allowed_from_topic_arn.is_empty() {
         String::new()
     } else {
-        send_policy(&queue_arn, &want.send_allowed_from_topic_arn)
+        send_policy(queue_arn, &want.send_allowed_from_topic_arn)
     };
     if want.send_allowed_from_topic_arn != have.send_allowed_from_topic_arn
         || (!changes.is_empty() && !policy.is_empty())
@@ -511,8 +511,7 @@ async fn reconcile(
     }
     if want.subscribed_topic_arn != have.subscribed_topic_arn {
         if !have.subscribed_topic_arn.is_empty() {
-            for subscription in subscriptions(cloud, &have.subscribed_topic_arn, &queue_arn).await?
-            {
+            for subscription in subscriptions(cloud, &have.subscribed_topic_arn, queue_arn).await? {
                 unsubscribe(cloud, &subscription).await?;
             }
         }
@@ -522,7 +521,7 @@ async fn reconcile(
                 .subscribe()
                 .topic_arn(&want.subscribed_topic_arn)
                 .protocol("sqs")
-                .endpoint(&queue_arn)
+                .endpoint(queue_arn)
                 .attributes("RawMessageDelivery", "true")
                 .return_subscription_arn(true)
                 .send()

@@ -1,16 +1,17 @@
 //! The IAM policy the operator's role needs, generated from the kind registry: every
-//! operation each AWS kind's backend calls ([`KindInfo::calls`]), the permissions AWS
-//! checks on the caller during them ([`KindInfo::requires`]) and the calls that belong to
-//! no kind ([`STACK_CALLS`]). Nothing here is listed by hand, so a kind that starts
-//! calling a new operation changes the policy with it (a unit test holds the registry to
-//! the backend files; an end-to-end test holds the policy to what moto saw).
+//! operation each AWS kind's backend calls ([`KindInfo::calls`] and, in other services,
+//! [`KindInfo::also_calls`]), the permissions AWS checks on the caller during them
+//! ([`KindInfo::requires`]) and the calls that belong to no kind ([`STACK_CALLS`]).
+//! Nothing here is listed by hand, so a kind that starts calling a new operation changes
+//! the policy with it (a unit test holds the registry to the backend files; an
+//! end-to-end test holds the policy to what moto saw).
 //!
 //! Guarantees: no action has a wildcard; reads (`Describe*`, `List*`, `Get*`) are allowed
 //! on every resource, as most of them cannot be scoped; changes are grouped by service
 //! and by the resources the kind names (IAM roles only `hipaa-…`). Caveat: changes to
-//! EC2, KMS and CloudWatch Logs resources are not scoped by tag conditions, because the
-//! operator also adopts and repairs resources (the VPC's default security group) whose
-//! tags it has not written yet.
+//! EC2, KMS, CloudWatch Logs, SNS, SQS and DynamoDB resources are not scoped by tag
+//! conditions, because the operator also adopts and repairs resources (the VPC's default
+//! security group) whose tags it has not written yet.
 
 use std::collections::BTreeMap;
 
@@ -55,12 +56,16 @@ pub fn permissions() -> Vec<(String, String)> {
         let KindInfo {
             service,
             calls,
+            also_calls,
             requires,
             resources,
             ..
         } = info;
         for operation in *calls {
             add(action(service, operation), resources);
+        }
+        for (other, operation) in *also_calls {
+            add(action(other, operation), resources);
         }
         for (required, resource) in *requires {
             add(required.to_string(), resource);
@@ -189,6 +194,10 @@ mod tests {
             let info = kind.info();
             for op in info.calls {
                 registered.insert((info.service.to_string(), op.to_string()));
+            }
+            for (service, op) in info.also_calls {
+                assert_ne!(*service, info.service, "{kind:?}: {op} belongs in calls");
+                registered.insert((service.to_string(), op.to_string()));
             }
             // Its describe and tag calls are among its calls.
             assert!(info.calls.contains(&info.describe), "{kind:?}: describe");

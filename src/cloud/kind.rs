@@ -32,6 +32,9 @@ pub enum Kind {
     SecurityGroup,
     Instance,
     FlowLog,
+    SnsTopic,
+    SqsQueue,
+    DynamoDbTable,
     /// A Lambda function, deployed from a zip in S3; in the VPC when it names subnets.
     LambdaFunction,
     /// A function polling an SQS queue.
@@ -66,6 +69,10 @@ pub enum Idempotency {
     /// Neither: a second create makes a second resource. The engine looks a resource up
     /// by its ownership tags before any retried create, which is the only guard.
     Duplicates,
+    /// The name is the token: a second create with the same name and the same request
+    /// returns the first resource (SNS `CreateTopic`, SQS `CreateQueue`); the same name
+    /// with other attributes is refused.
+    SameRequest,
 }
 
 /// The resource another one lives in, named by one of its spec's fields (the JSON name).
@@ -104,6 +111,10 @@ pub struct KindInfo {
     /// Every operation of `service` its AWS backend file calls (a unit test compares this
     /// with the file). The operator's IAM policy is generated from these lists.
     pub calls: &'static [&'static str],
+    /// Operations of other services its AWS backend file calls, as `(service, operation)`
+    /// (an SQS queue subscribes itself to its SNS topic). Part of the IAM policy and of
+    /// the unit test's comparison like `calls`.
+    pub also_calls: &'static [(&'static str, &'static str)],
     /// IAM actions AWS authorizes on the caller during those calls without their being
     /// calls of their own (`iam:PassRole` when a resource is handed a role; the KMS grants
     /// EC2 takes on the caller's behalf for an encrypted volume), each with the resource
@@ -133,6 +144,7 @@ const fn ec2(
         immutable: &[],
         parent: None,
         calls,
+        also_calls: &[],
         requires: &[],
         resources: "*",
     }
@@ -186,6 +198,7 @@ const KMS_KEY: KindInfo = KindInfo {
         "TagResource",
         "UpdateKeyDescription",
     ],
+    also_calls: &[],
     requires: &[],
     resources: "*",
 };
@@ -212,6 +225,7 @@ const LOG_GROUP: KindInfo = KindInfo {
         "PutRetentionPolicy",
         "TagResource",
     ],
+    also_calls: &[],
     requires: &[],
     resources: "*",
 };
@@ -240,6 +254,7 @@ const IAM_ROLE: KindInfo = KindInfo {
         "TagRole",
         "UpdateAssumeRolePolicy",
     ],
+    also_calls: &[],
     requires: &[],
     resources: OPERATOR_ROLES,
 };
@@ -460,6 +475,103 @@ const FLOW_LOG: KindInfo = KindInfo {
     )
 };
 
+/// SNS topics: the id is the ARN; names are unique per region and account, and
+/// `CreateTopic` with a taken name returns that topic when the request matches.
+const SNS_TOPIC: KindInfo = KindInfo {
+    kind: Kind::SnsTopic,
+    type_name: "sns:topic",
+    service: "sns",
+    describe: "GetTopicAttributes",
+    tag_operation: "TagResource",
+    deletion: DeleteMode::Sync,
+    idempotency: Idempotency::SameRequest,
+    not_found: &["NotFound"],
+    immutable: &["name"],
+    parent: None,
+    calls: &[
+        "CreateTopic",
+        "DeleteTopic",
+        "GetTopicAttributes",
+        "ListTagsForResource",
+        "ListTopics",
+        "SetTopicAttributes",
+        "TagResource",
+    ],
+    also_calls: &[],
+    requires: &[],
+    resources: "*",
+};
+
+/// SQS queues: the id is the URL; names are unique per region and account, and
+/// `CreateQueue` with a taken name returns that queue when the attributes it carries
+/// match. A queue subscribes itself to its topic, so it calls SNS too.
+const SQS_QUEUE: KindInfo = KindInfo {
+    kind: Kind::SqsQueue,
+    type_name: "sqs:queue",
+    service: "sqs",
+    describe: "GetQueueAttributes",
+    tag_operation: "TagQueue",
+    deletion: DeleteMode::Sync,
+    idempotency: Idempotency::SameRequest,
+    // The query protocol's code, and the JSON protocol's.
+    not_found: &[
+        "AWS.SimpleQueueService.NonExistentQueue",
+        "QueueDoesNotExist",
+    ],
+    immutable: &["name"],
+    parent: None,
+    calls: &[
+        "CreateQueue",
+        "DeleteQueue",
+        "GetQueueAttributes",
+        "GetQueueUrl",
+        "ListQueueTags",
+        "ListQueues",
+        "SetQueueAttributes",
+        "TagQueue",
+    ],
+    also_calls: &[
+        ("sns", "ListSubscriptions"),
+        ("sns", "ListSubscriptionsByTopic"),
+        ("sns", "Subscribe"),
+        ("sns", "Unsubscribe"),
+    ],
+    requires: &[],
+    resources: "*",
+};
+
+/// DynamoDB tables: the id is the name. `CREATING` (pending) before `ACTIVE`, `DELETING`
+/// before gone; a taken name is refused with `ResourceInUseException`.
+const DYNAMODB_TABLE: KindInfo = KindInfo {
+    kind: Kind::DynamoDbTable,
+    type_name: "dynamodb:table",
+    service: "dynamodb",
+    describe: "DescribeTable",
+    tag_operation: "TagResource",
+    deletion: DeleteMode::Async,
+    idempotency: Idempotency::UniqueName,
+    // DescribeContinuousBackups and UpdateContinuousBackups answer the second.
+    not_found: &["ResourceNotFoundException", "TableNotFoundException"],
+    immutable: &["name", "partitionKey", "sortKey"],
+    parent: None,
+    calls: &[
+        "CreateTable",
+        "DeleteTable",
+        "DescribeContinuousBackups",
+        "DescribeTable",
+        "DescribeTimeToLive",
+        "ListTables",
+        "ListTagsOfResource",
+        "TagResource",
+        "UpdateContinuousBackups",
+        "UpdateTable",
+        "UpdateTimeToLive",
+    ],
+    also_calls: &[],
+    requires: &[],
+    resources: "*",
+};
+
 const LAMBDA_FUNCTION: KindInfo = KindInfo {
     kind: Kind::LambdaFunction,
     type_name: "lambda:function",
@@ -489,6 +601,7 @@ const LAMBDA_FUNCTION: KindInfo = KindInfo {
         "UpdateFunctionCode",
         "UpdateFunctionConfiguration",
     ],
+    also_calls: &[],
     requires: &[
         // The function is handed its execution role.
         ("iam:PassRole", OPERATOR_ROLES),
@@ -536,6 +649,7 @@ const EVENT_SOURCE_MAPPING: KindInfo = KindInfo {
         "TagResource",
         "UpdateEventSourceMapping",
     ],
+    also_calls: &[],
     // The mapping's function polls the queue with its own role; creating the mapping
     // checks nothing on the caller besides these calls.
     requires: &[],
@@ -545,7 +659,7 @@ const EVENT_SOURCE_MAPPING: KindInfo = KindInfo {
 
 impl Kind {
     /// Every kind, in declaration (dependency) order.
-    pub const ALL: [Kind; 15] = [
+    pub const ALL: [Kind; 18] = [
         Kind::KmsKey,
         Kind::LogGroup,
         Kind::IamRole,
@@ -559,6 +673,9 @@ impl Kind {
         Kind::SecurityGroup,
         Kind::Instance,
         Kind::FlowLog,
+        Kind::SnsTopic,
+        Kind::SqsQueue,
+        Kind::DynamoDbTable,
         Kind::LambdaFunction,
         Kind::EventSourceMapping,
     ];
@@ -579,6 +696,9 @@ impl Kind {
             Kind::SecurityGroup => &SECURITY_GROUP,
             Kind::Instance => &INSTANCE,
             Kind::FlowLog => &FLOW_LOG,
+            Kind::SnsTopic => &SNS_TOPIC,
+            Kind::SqsQueue => &SQS_QUEUE,
+            Kind::DynamoDbTable => &DYNAMODB_TABLE,
             Kind::LambdaFunction => &LAMBDA_FUNCTION,
             Kind::EventSourceMapping => &EVENT_SOURCE_MAPPING,
         }
@@ -595,8 +715,8 @@ impl Kind {
     }
 
     /// The first kind (in [`Kind::ALL`] order) whose not-found codes include `code`, if
-    /// any. Several services answer `ResourceNotFoundException` (CloudWatch Logs,
-    /// Lambda): the code is not found whichever kind it came from.
+    /// any. Services share some codes (`ResourceNotFoundException`: CloudWatch Logs,
+    /// DynamoDB and Lambda), so the kind is one of those that list it.
     pub fn of_not_found_code(code: &str) -> Option<Kind> {
         Kind::ALL
             .into_iter()
@@ -650,9 +770,17 @@ mod tests {
             );
             assert!(!info.not_found.is_empty(), "{kind:?}: a not-found code");
             for code in info.not_found {
-                // Classified as not found whichever kind lists it first
-                // (`ResourceNotFoundException` is CloudWatch Logs' and Lambda's).
-                assert!(Kind::of_not_found_code(code).is_some(), "{kind:?}: {code}");
+                let listing: Vec<Kind> = Kind::ALL
+                    .into_iter()
+                    .filter(|k| k.info().not_found.contains(code))
+                    .collect();
+                // Found, as one of the kinds listing it (services share codes).
+                assert_eq!(
+                    Kind::of_not_found_code(code),
+                    listing.first().copied(),
+                    "{kind:?}: {code}"
+                );
+                assert!(listing.contains(&kind), "{kind:?}: {code}");
             }
             assert!(
                 info.describe.starts_with("Describe") || info.describe.starts_with("Get"),

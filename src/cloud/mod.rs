@@ -195,6 +195,17 @@ impl CloudError {
         )
     }
 
+    /// A create refused because the name is taken: `…AlreadyExists`, `…Duplicate`, or
+    /// DynamoDB's `ResourceInUseException` (which the backends return as terminal only
+    /// from `CreateTable`; from other calls it is a dependency to wait out). The engine
+    /// looks for the resource by its tags before trying again.
+    pub fn already_exists(&self) -> bool {
+        matches!(self, CloudError::Terminal { code, .. }
+            if code.contains("AlreadyExists")
+                || code.contains("Duplicate")
+                || code == "ResourceInUseException")
+    }
+
     /// A fixed, low-cardinality category for metric labels and event reasons.
     pub fn category(&self) -> &'static str {
         match self {

@@ -206,6 +206,67 @@ pub struct FlowLogSpec {
     pub traffic_type: String,
 }
 
+/// An SNS topic (standard, not FIFO). The id is its ARN.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SnsTopicSpec {
+    /// Immutable.
+    pub name: String,
+    pub display_name: String,
+    /// KMS key (ARN) for server-side encryption.
+    pub kms_master_key_id: String,
+    /// The access policy admits only the topic owner's account (the backend writes the
+    /// policy itself from the topic's ARN: principal the owner account, AWS:SourceOwner);
+    /// observed true only when the topic's policy is exactly that one.
+    pub account_only_policy: bool,
+}
+
+/// An SQS queue (standard, not FIFO). The id is its URL; its ARN is `Observed::arn` and
+/// its URL also the attribute `url`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SqsQueueSpec {
+    /// Immutable.
+    pub name: String,
+    pub kms_master_key_id: String,
+    pub message_retention_seconds: i32,
+    pub visibility_timeout_seconds: i32,
+    /// Dead-letter queue ARN of the redrive policy; "" = none.
+    pub dead_letter_target_arn: String,
+    /// maxReceiveCount of the redrive policy; 0 when there is none.
+    pub max_receive_count: i32,
+    /// The queue policy admits only sqs:SendMessage from this topic (aws:SourceArn),
+    /// written by the backend from the queue's ARN; "" = no policy. Observed: the topic
+    /// ARN when the policy is exactly that one, else "" (or a short description of a foreign policy).
+    pub send_allowed_from_topic_arn: String,
+    /// The topic this queue is subscribed to (protocol sqs, raw message delivery on);
+    /// "" = none. Create subscribes, update re-subscribes when the subscription is gone,
+    /// delete unsubscribes before deleting the queue. Observed through ListSubscriptionsByTopic.
+    pub subscribed_topic_arn: String,
+}
+
+/// A DynamoDB table. The id is its name; its ARN is `Observed::arn`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DynamoDbTableSpec {
+    /// Immutable.
+    pub name: String,
+    /// `name:S|N|B`, immutable.
+    pub partition_key: String,
+    /// `name:S|N|B` or "", immutable.
+    pub sort_key: String,
+    /// PAY_PER_REQUEST or PROVISIONED.
+    pub billing_mode: String,
+    /// 0 with PAY_PER_REQUEST.
+    pub read_capacity_units: i64,
+    pub write_capacity_units: i64,
+    /// Customer KMS key (ARN) for SSE.
+    pub kms_key_arn: String,
+    pub point_in_time_recovery: bool,
+    pub deletion_protection: bool,
+    /// TTL attribute name; "" = TTL off.
+    pub ttl_attribute: String,
+}
 /// A Lambda function (zip package from S3). Its id is its name; `Observed::arn` is the
 /// function ARN.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -330,6 +391,9 @@ pub enum Spec {
     SecurityGroup(SecurityGroupSpec),
     Instance(InstanceSpec),
     FlowLog(FlowLogSpec),
+    SnsTopic(SnsTopicSpec),
+    SqsQueue(SqsQueueSpec),
+    DynamoDbTable(DynamoDbTableSpec),
     LambdaFunction(LambdaFunctionSpec),
     EventSourceMapping(EventSourceMappingSpec),
 }
@@ -350,6 +414,9 @@ impl Spec {
             Spec::SecurityGroup(_) => Kind::SecurityGroup,
             Spec::Instance(_) => Kind::Instance,
             Spec::FlowLog(_) => Kind::FlowLog,
+            Spec::SnsTopic(_) => Kind::SnsTopic,
+            Spec::SqsQueue(_) => Kind::SqsQueue,
+            Spec::DynamoDbTable(_) => Kind::DynamoDbTable,
             Spec::LambdaFunction(_) => Kind::LambdaFunction,
             Spec::EventSourceMapping(_) => Kind::EventSourceMapping,
         }
@@ -491,6 +558,9 @@ kind_specs! {
     SecurityGroup(SecurityGroupSpec),
     Instance(InstanceSpec),
     FlowLog(FlowLogSpec),
+    SnsTopic(SnsTopicSpec),
+    SqsQueue(SqsQueueSpec),
+    DynamoDbTable(DynamoDbTableSpec),
     LambdaFunction(LambdaFunctionSpec),
     EventSourceMapping(EventSourceMappingSpec),
 }
@@ -532,6 +602,9 @@ impl Spec {
             Kind::SecurityGroup => SecurityGroupSpec::default().into(),
             Kind::Instance => InstanceSpec::default().into(),
             Kind::FlowLog => FlowLogSpec::default().into(),
+            Kind::SnsTopic => SnsTopicSpec::default().into(),
+            Kind::SqsQueue => SqsQueueSpec::default().into(),
+            Kind::DynamoDbTable => DynamoDbTableSpec::default().into(),
             Kind::LambdaFunction => LambdaFunctionSpec::default().into(),
             Kind::EventSourceMapping => EventSourceMappingSpec::default().into(),
         }

@@ -331,8 +331,7 @@ impl<P: Provider> Engine<P> {
                 Ok(created) => return Ok(created),
                 Err(e) => e,
             };
-            let already_exists = matches!(&error, CloudError::Terminal { code, .. }
-                if code.contains("AlreadyExists") || code.contains("Duplicate"));
+            let already_exists = error.already_exists();
             if !(error.retryable() || already_exists) || attempt >= self.config.attempts {
                 return Err(error);
             }

@@ -22,12 +22,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use hipaa_operator::cloud::aws::{AwsCloud, sdk_config};
 use hipaa_operator::cloud::sim::{SimCloud, SimConfig};
 use hipaa_operator::cloud::{
-    CloudError, DefaultSecurityGroupSpec, DeleteMode, Desired, ElasticIpSpec,
+    CloudError, DefaultSecurityGroupSpec, DeleteMode, Desired, DynamoDbTableSpec, ElasticIpSpec,
     EventSourceMappingSpec, FlowLogSpec, IamRoleSpec, Idempotency, InstanceSpec,
     InternetGatewaySpec, Kind, KindSpec, KmsKeySpec, LambdaFunctionSpec, LogGroupSpec, Lookup,
     NatGatewaySpec, Observed, Owner, PolicyStatement, Provider, Route, RouteTableSpec, STREAMS_ARN,
-    SecurityGroupSpec, SgRule, Spec, State, SubnetSpec, VpcSpec, normalized_statements,
-    ownership_tags,
+    SecurityGroupSpec, SgRule, SnsTopicSpec, Spec, SqsQueueSpec, State, SubnetSpec, VpcSpec,
+    normalized_statements, ownership_tags,
 };
 use hipaa_operator::engine::diff::diff;
 
@@ -101,11 +101,20 @@ fn change<T: KindSpec + 'static>(field: &'static str, apply: fn(&mut T)) -> Muta
     }
 }
 
-/// What the kinds before the current one created, by kind.
+/// What the kinds before the current one created, by kind, and the current kind's
+/// helpers, by node.
 #[derive(Default)]
-struct Made(BTreeMap<Kind, Observed>);
+struct Made(BTreeMap<Kind, Observed>, BTreeMap<&'static str, Observed>);
 
 impl Made {
+    /// The ARN of a helper of the current kind (see [`helpers`]).
+    fn helper_arn(&self, node: &str) -> String {
+        self.1
+            .get(node)
+            .and_then(|o| o.arn.clone())
+            .unwrap_or_else(|| panic!("helper {node} comes first, with an ARN"))
+    }
+
     fn id(&self, kind: Kind) -> String {
         self.0
             .get(&kind)
@@ -140,6 +149,41 @@ struct Case {
     spec: Spec,
     /// Managed fields AWS changes in place, each changed and restored.
     mutations: Vec<Mutation>,
+}
+
+/// Resources of a kind that its case refers to besides those of earlier kinds (an SQS
+/// queue's dead-letter queue), as `(node, spec)`: created before the case without its
+/// checks, deleted after it. Exhaustive like [`case`].
+fn helpers(kind: Kind, owner: &Owner, made: &Made) -> Vec<(&'static str, Spec)> {
+    match kind {
+        Kind::SqsQueue => vec![(
+            "sqs/dlq",
+            Spec::SqsQueue(SqsQueueSpec {
+                name: format!("hipaa-{}-dlq", owner.name),
+                kms_master_key_id: made.arn(Kind::KmsKey),
+                message_retention_seconds: 1_209_600,
+                visibility_timeout_seconds: 30,
+                ..SqsQueueSpec::default()
+            }),
+        )],
+        Kind::KmsKey
+        | Kind::LogGroup
+        | Kind::IamRole
+        | Kind::Vpc
+        | Kind::DefaultSecurityGroup
+        | Kind::Subnet
+        | Kind::InternetGateway
+        | Kind::ElasticIp
+        | Kind::NatGateway
+        | Kind::RouteTable
+        | Kind::SecurityGroup
+        | Kind::Instance
+        | Kind::FlowLog
+        | Kind::SnsTopic
+        | Kind::DynamoDbTable
+        | Kind::LambdaFunction
+        | Kind::EventSourceMapping => vec![],
+    }
 }
 
 /// Every kind's case, built from what the kinds before it created. Exhaustive: adding a
@@ -320,6 +364,103 @@ fn case(kind: Kind, owner: &Owner, made: &Made, fixtures: &Fixtures) -> Case {
             }),
             mutations: vec![],
         },
+        Kind::SnsTopic => Case {
+            node: "sns/topic",
+            spec: Spec::SnsTopic(SnsTopicSpec {
+                name: format!("hipaa-{}", owner.name),
+                display_name: "contract".into(),
+                kms_master_key_id: made.arn(Kind::KmsKey),
+                account_only_policy: true,
+            }),
+            mutations: vec![
+                change("displayName", |t: &mut SnsTopicSpec| {
+                    t.display_name = "changed".into()
+                }),
+                change("kmsMasterKeyId", |t: &mut SnsTopicSpec| {
+                    t.kms_master_key_id = "alias/aws/sns".into()
+                }),
+                change("accountOnlyPolicy", |t: &mut SnsTopicSpec| {
+                    t.account_only_policy = false
+                }),
+            ],
+        },
+        Kind::SqsQueue => Case {
+            node: "sqs/queue",
+            spec: Spec::SqsQueue(SqsQueueSpec {
+                name: format!("hipaa-{}", owner.name),
+                kms_master_key_id: made.arn(Kind::KmsKey),
+                message_retention_seconds: 345_600,
+                visibility_timeout_seconds: 60,
+                dead_letter_target_arn: made.helper_arn("sqs/dlq"),
+                max_receive_count: 5,
+                send_allowed_from_topic_arn: made.arn(Kind::SnsTopic),
+                subscribed_topic_arn: made.arn(Kind::SnsTopic),
+            }),
+            mutations: vec![
+                change("kmsMasterKeyId", |q: &mut SqsQueueSpec| {
+                    q.kms_master_key_id = "alias/aws/sqs".into()
+                }),
+                change("messageRetentionSeconds", |q: &mut SqsQueueSpec| {
+                    q.message_retention_seconds = 86_400
+                }),
+                change("visibilityTimeoutSeconds", |q: &mut SqsQueueSpec| {
+                    q.visibility_timeout_seconds = 120
+                }),
+                change("deadLetterTargetArn", |q: &mut SqsQueueSpec| {
+                    q.dead_letter_target_arn.clear();
+                    q.max_receive_count = 0;
+                }),
+                change("maxReceiveCount", |q: &mut SqsQueueSpec| {
+                    q.max_receive_count = 10
+                }),
+                change("sendAllowedFromTopicArn", |q: &mut SqsQueueSpec| {
+                    q.send_allowed_from_topic_arn.clear()
+                }),
+                change("subscribedTopicArn", |q: &mut SqsQueueSpec| {
+                    q.subscribed_topic_arn.clear()
+                }),
+            ],
+        },
+        Kind::DynamoDbTable => Case {
+            node: "dynamodb/table",
+            spec: Spec::DynamoDbTable(DynamoDbTableSpec {
+                name: format!("hipaa-{}", owner.name),
+                partition_key: "paymentId:S".into(),
+                sort_key: "createdAt:N".into(),
+                billing_mode: "PROVISIONED".into(),
+                read_capacity_units: 5,
+                write_capacity_units: 5,
+                kms_key_arn: made.arn(Kind::KmsKey),
+                point_in_time_recovery: true,
+                deletion_protection: true,
+                ttl_attribute: "expiresAt".into(),
+            }),
+            mutations: vec![
+                change("billingMode", |t: &mut DynamoDbTableSpec| {
+                    t.billing_mode = "PAY_PER_REQUEST".into();
+                    t.read_capacity_units = 0;
+                    t.write_capacity_units = 0;
+                }),
+                change("readCapacityUnits", |t: &mut DynamoDbTableSpec| {
+                    t.read_capacity_units = 10
+                }),
+                change("writeCapacityUnits", |t: &mut DynamoDbTableSpec| {
+                    t.write_capacity_units = 10
+                }),
+                change("kmsKeyArn", |t: &mut DynamoDbTableSpec| {
+                    t.kms_key_arn.clear()
+                }),
+                change("pointInTimeRecovery", |t: &mut DynamoDbTableSpec| {
+                    t.point_in_time_recovery = false
+                }),
+                change("deletionProtection", |t: &mut DynamoDbTableSpec| {
+                    t.deletion_protection = false
+                }),
+                change("ttlAttribute", |t: &mut DynamoDbTableSpec| {
+                    t.ttl_attribute.clear()
+                }),
+            ],
+        },
         // Every mutable field is changed, the code to another source and the VPC
         // configuration out of the VPC and to another group.
         Kind::LambdaFunction => Case {
@@ -447,8 +588,8 @@ struct Quirks {
     /// refuses it with ResourceConflictException).
     duplicates_event_source_mappings: bool,
     /// Fields of a kind whose update moto accepts and ignores: UpdateFunctionConfiguration
-    /// leaves KMSKeyArn and TracingConfig, UpdateFunctionCode Architectures as they were.
-    /// Their mutations run on the simulator only.
+    /// leaves KMSKeyArn and TracingConfig, UpdateFunctionCode Architectures, UpdateTable
+    /// SSESpecification as they were. Their mutations run on the simulator only.
     ignored_updates: &'static [(Kind, &'static str)],
 }
 
@@ -464,8 +605,28 @@ const MOTO: Quirks = Quirks {
         (Kind::LambdaFunction, "kmsKeyArn"),
         (Kind::LambdaFunction, "tracingMode"),
         (Kind::LambdaFunction, "architecture"),
+        (Kind::DynamoDbTable, "kmsKeyArn"),
     ],
 };
+
+/// An update retried while it fails retryably (a DynamoDB table's second TimeToLive
+/// change within the hour, which the simulator scales by its time scale), up to 10 s.
+async fn update_retrying<P: Provider>(
+    p: &P,
+    d: &Desired,
+    observed: &Observed,
+) -> Result<Observed, CloudError> {
+    let mut tries = 0;
+    loop {
+        match p.update(d, observed).await {
+            Err(e) if e.retryable() && tries < 400 => {
+                tries += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+            }
+            other => return other,
+        }
+    }
+}
 
 /// Runs the contract for one kind: returns the created resource (left in place for
 /// dependents).
@@ -509,14 +670,14 @@ async fn kind_contract<P: Provider>(
     // A second create, as the kind registry says it goes.
     match kind.info().idempotency {
         Idempotency::ClientToken if quirks.ignores_client_tokens => {}
-        Idempotency::ClientToken | Idempotency::Adopted => {
+        Idempotency::ClientToken | Idempotency::Adopted | Idempotency::SameRequest => {
             let again = p
                 .create(d)
                 .await
                 .unwrap_or_else(|e| panic!("{what}: retried create: {e}"));
             assert_eq!(
                 again.id, created.id,
-                "{what}: the client token (or the adoption) returns the first"
+                "{what}: the client token (the adoption, the same request) returns the first"
             );
         }
         Idempotency::UniqueName
@@ -530,10 +691,9 @@ async fn kind_contract<P: Provider>(
             }
         }
         Idempotency::UniqueName => match p.create(d).await {
-            Err(CloudError::Terminal { code, .. }) => assert!(
-                code.contains("AlreadyExists") || code.contains("Duplicate"),
-                "{what}: {code}"
-            ),
+            Err(e @ CloudError::Terminal { .. }) => {
+                assert!(e.already_exists(), "{what}: {e}")
+            }
             other => {
                 panic!("{what}: a second create of a named resource must be refused: {other:?}")
             }
@@ -551,7 +711,7 @@ async fn kind_contract<P: Provider>(
         apply(&mut changed.spec);
         // Out of band: someone changes the field; the desired spec no longer matches.
         let current = observe_one(p, owner, d, Some(&created.id)).await.unwrap();
-        p.update(&changed, &current)
+        update_retrying(p, &changed, &current)
             .await
             .unwrap_or_else(|e| panic!("{what}: update {field}: {e}"));
         // An update may leave the resource busy for a while (a Lambda function's
@@ -568,7 +728,7 @@ async fn kind_contract<P: Provider>(
             "{what}: drift on {field}: {drift:?}"
         );
         // And back.
-        p.update(d, &seen)
+        update_retrying(p, d, &seen)
             .await
             .unwrap_or_else(|e| panic!("{what}: restore {field}: {e}"));
         let restored = available(p, owner, d, &created.id).await;
@@ -661,6 +821,21 @@ async fn contract<P: Provider>(
     let mut made = Made::default();
     let mut created = Vec::new();
     for kind in Kind::ALL {
+        made.1.clear();
+        for (node, spec) in helpers(kind, o, &made) {
+            let d = desired(o, node, spec);
+            let helper = p
+                .create(&d)
+                .await
+                .unwrap_or_else(|e| panic!("{backend}: helper {node}: {e}"));
+            let helper = if helper.state == State::Pending {
+                available(p, o, &d, &helper.id).await
+            } else {
+                helper
+            };
+            created.push((d, helper.id.clone()));
+            made.1.insert(node, helper);
+        }
         let Case {
             node,
             spec,
@@ -683,10 +858,7 @@ async fn contract<P: Provider>(
         made.0.insert(kind, resource);
     }
     assert_eq!(
-        created
-            .iter()
-            .map(|(d, _)| d.spec.kind())
-            .collect::<Vec<_>>(),
+        made.0.keys().copied().collect::<Vec<_>>(),
         Kind::ALL,
         "{backend}: every kind ran"
     );
@@ -718,6 +890,19 @@ fn every_kind_has_a_case_that_changes_its_mutable_fields() {
     let mut made = Made::default();
     let mut nodes = BTreeSet::new();
     for kind in Kind::ALL {
+        made.1.clear();
+        for (node, spec) in helpers(kind, &owner, &made) {
+            assert!(nodes.insert(node), "{kind:?}: helper node {node} unique");
+            let helper = Observed {
+                id: format!("{node}-id"),
+                arn: Some(format!("arn:{node}")),
+                state: State::Available,
+                spec,
+                tags: Default::default(),
+                attributes: Default::default(),
+            };
+            made.1.insert(node, helper);
+        }
         let case = case(kind, &owner, &made, &fixtures);
         assert_eq!(case.spec.kind(), kind, "{kind:?}: its own kind");
         assert!(

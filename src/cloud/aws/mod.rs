@@ -6,6 +6,7 @@
 //! the clients, call counting and error classification (not-found codes from the kind
 //! registry), and the tag helpers.
 //!
+//! Services: EC2, KMS, CloudWatch Logs, IAM, SNS, SQS and DynamoDB, one client each.
 //! Clients come from aws-config's default chain (environment, web identity / IRSA,
 //! profile); the endpoint can be overridden (`AWS_ENDPOINT_URL`, or `--aws-endpoint-url`)
 //! to reach moto's server in tests. The SDK's own retry is adaptive with 3 attempts; the
@@ -13,6 +14,7 @@
 //! certificates ([`https_client`]).
 
 mod default_sg;
+mod dynamodb;
 mod eip;
 mod event_source_mapping;
 mod flow_log;
@@ -25,6 +27,8 @@ mod logs;
 mod nat;
 mod route_table;
 mod security_group;
+mod sns;
+mod sqs;
 mod subnet;
 mod vpc;
 
@@ -50,6 +54,9 @@ pub struct AwsCloud {
     pub(crate) kms: aws_sdk_kms::Client,
     pub(crate) logs: aws_sdk_cloudwatchlogs::Client,
     pub(crate) iam: aws_sdk_iam::Client,
+    pub(crate) sns: aws_sdk_sns::Client,
+    pub(crate) sqs: aws_sdk_sqs::Client,
+    pub(crate) dynamodb: aws_sdk_dynamodb::Client,
     pub(crate) lambda: aws_sdk_lambda::Client,
     pub(crate) region: String,
     calls: Arc<Mutex<CallCounts>>,
@@ -142,6 +149,15 @@ impl AwsCloud {
         let iam = aws_sdk_iam::config::Builder::from(config)
             .region(region_value.clone())
             .build();
+        let sns = aws_sdk_sns::config::Builder::from(config)
+            .region(region_value.clone())
+            .build();
+        let sqs = aws_sdk_sqs::config::Builder::from(config)
+            .region(region_value.clone())
+            .build();
+        let dynamodb = aws_sdk_dynamodb::config::Builder::from(config)
+            .region(region_value.clone())
+            .build();
         let lambda = aws_sdk_lambda::config::Builder::from(config)
             .region(region_value)
             .build();
@@ -150,6 +166,9 @@ impl AwsCloud {
             kms: aws_sdk_kms::Client::from_conf(kms),
             logs: aws_sdk_cloudwatchlogs::Client::from_conf(logs),
             iam: aws_sdk_iam::Client::from_conf(iam),
+            sns: aws_sdk_sns::Client::from_conf(sns),
+            sqs: aws_sdk_sqs::Client::from_conf(sqs),
+            dynamodb: aws_sdk_dynamodb::Client::from_conf(dynamodb),
             lambda: aws_sdk_lambda::Client::from_conf(lambda),
             region: region.to_string(),
             calls: Arc::new(Mutex::new(CallCounts::new())),
@@ -393,6 +412,9 @@ impl Provider for AwsCloud {
             Kind::SecurityGroup => security_group::observe(self, owner, lookups).await,
             Kind::Instance => instance::observe(self, owner, lookups).await,
             Kind::FlowLog => flow_log::observe(self, owner, lookups).await,
+            Kind::SnsTopic => sns::observe(self, owner, lookups).await,
+            Kind::SqsQueue => sqs::observe(self, owner, lookups).await,
+            Kind::DynamoDbTable => dynamodb::observe(self, owner, lookups).await,
             Kind::LambdaFunction => lambda_function::observe(self, owner, lookups).await,
             Kind::EventSourceMapping => event_source_mapping::observe(self, owner, lookups).await,
         }
@@ -413,6 +435,9 @@ impl Provider for AwsCloud {
             Spec::SecurityGroup(spec) => security_group::create(self, d, spec).await,
             Spec::Instance(spec) => instance::create(self, d, spec).await,
             Spec::FlowLog(spec) => flow_log::create(self, d, spec).await,
+            Spec::SnsTopic(spec) => sns::create(self, d, spec).await,
+            Spec::SqsQueue(spec) => sqs::create(self, d, spec).await,
+            Spec::DynamoDbTable(spec) => dynamodb::create(self, d, spec).await,
             Spec::LambdaFunction(spec) => lambda_function::create(self, d, spec).await,
             Spec::EventSourceMapping(spec) => event_source_mapping::create(self, d, spec).await,
         }
@@ -451,6 +476,11 @@ impl Provider for AwsCloud {
                 observed_as::<FlowLogSpec>(d, o)?;
                 flow_log::update(self, d, o).await
             }
+            Spec::SnsTopic(want) => sns::update(self, d, o, want, observed_as(d, o)?).await,
+            Spec::SqsQueue(want) => sqs::update(self, d, o, want, observed_as(d, o)?).await,
+            Spec::DynamoDbTable(want) => {
+                dynamodb::update(self, d, o, want, observed_as(d, o)?).await
+            }
             Spec::LambdaFunction(want) => {
                 lambda_function::update(self, d, o, want, observed_as(d, o)?).await
             }
@@ -476,6 +506,9 @@ impl Provider for AwsCloud {
             Kind::SecurityGroup => security_group::delete(self, id).await,
             Kind::Instance => instance::delete(self, id).await,
             Kind::FlowLog => flow_log::delete(self, id).await,
+            Kind::SnsTopic => sns::delete(self, id).await,
+            Kind::SqsQueue => sqs::delete(self, id).await,
+            Kind::DynamoDbTable => dynamodb::delete(self, id).await,
             Kind::LambdaFunction => lambda_function::delete(self, id).await,
             Kind::EventSourceMapping => event_source_mapping::delete(self, id).await,
         };
@@ -505,6 +538,9 @@ impl Provider for AwsCloud {
                 Kind::SecurityGroup => security_group::owned(self, owner).await?,
                 Kind::Instance => instance::owned(self, owner).await?,
                 Kind::FlowLog => flow_log::owned(self, owner).await?,
+                Kind::SnsTopic => sns::owned(self, owner).await?,
+                Kind::SqsQueue => sqs::owned(self, owner).await?,
+                Kind::DynamoDbTable => dynamodb::owned(self, owner).await?,
                 Kind::LambdaFunction => lambda_function::owned(self, owner).await?,
                 Kind::EventSourceMapping => event_source_mapping::owned(self, owner).await?,
             });

@@ -1,8 +1,10 @@
 //! `sim`: an in-memory AWS account behind the [`Provider`] trait, for the demo, the tests
 //! and the benchmarks. It keeps what matters about the real one: AWS id formats, per-call
-//! latency, NAT gateway and instance state machines that follow the clock, client-token
-//! idempotency and name uniqueness, `DependencyViolation` on deletes, eventual consistency
-//! after creates, injected throttles and 5xx errors, and a counter per AWS operation.
+//! latency, NAT gateway, instance and DynamoDB table state machines that follow the clock,
+//! client-token idempotency and name uniqueness (an SQS queue's name held for a minute
+//! after its deletion), `DependencyViolation` on deletes, changes AWS allows once per
+//! interval (a table's TimeToLive), eventual consistency after creates, injected throttles
+//! and 5xx errors, and a counter per AWS operation.
 //!
 //! Time: every latency and timed state is the real AWS figure times
 //! [`SimConfig::time_scale`]; the consistency window is real time. One file per kind (or
@@ -18,6 +20,7 @@ mod api;
 mod cidr;
 mod console;
 mod default_sg;
+mod dynamodb;
 mod eip;
 mod event_source_mapping;
 mod flow_log;
@@ -32,6 +35,8 @@ mod observe;
 mod rng;
 mod route_table;
 mod security_group;
+mod sns;
+mod sqs;
 mod subnet;
 mod vpc;
 mod world;
@@ -182,6 +187,9 @@ impl Provider for SimCloud {
             Spec::SecurityGroup(spec) => security_group::create(self, d, spec).await,
             Spec::Instance(spec) => instance::create(self, d, spec).await,
             Spec::FlowLog(spec) => flow_log::create(self, d, spec).await,
+            Spec::SnsTopic(spec) => sns::create(self, d, spec).await,
+            Spec::SqsQueue(spec) => sqs::create(self, d, spec).await,
+            Spec::DynamoDbTable(spec) => dynamodb::create(self, d, spec).await,
             Spec::LambdaFunction(spec) => lambda_function::create(self, d, spec).await,
             Spec::EventSourceMapping(spec) => event_source_mapping::create(self, d, spec).await,
         }
@@ -219,6 +227,11 @@ impl Provider for SimCloud {
                 observed_as::<FlowLogSpec>(d, o)?;
                 flow_log::update(self, d, o).await
             }
+            Spec::SnsTopic(want) => sns::update(self, d, o, want, observed_as(d, o)?).await,
+            Spec::SqsQueue(want) => sqs::update(self, d, o, want, observed_as(d, o)?).await,
+            Spec::DynamoDbTable(want) => {
+                dynamodb::update(self, d, o, want, observed_as(d, o)?).await
+            }
             Spec::LambdaFunction(want) => {
                 lambda_function::update(self, d, o, want, observed_as(d, o)?).await
             }
@@ -244,6 +257,9 @@ impl Provider for SimCloud {
             Kind::SecurityGroup => security_group::delete(self, id).await,
             Kind::Instance => instance::delete(self, id).await,
             Kind::FlowLog => flow_log::delete(self, id).await,
+            Kind::SnsTopic => sns::delete(self, id).await,
+            Kind::SqsQueue => sqs::delete(self, id).await,
+            Kind::DynamoDbTable => dynamodb::delete(self, id).await,
             Kind::LambdaFunction => lambda_function::delete(self, id).await,
             Kind::EventSourceMapping => event_source_mapping::delete(self, id).await,
         }

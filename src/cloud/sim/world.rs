@@ -134,6 +134,12 @@ pub(crate) struct World {
     pub calls: CallCounts,
     /// Operations that fail with AccessDenied (a missing IAM permission), until allowed.
     pub denied: std::collections::BTreeSet<String>,
+    /// Names of deleted resources AWS does not let be taken again yet (an SQS queue's for
+    /// 60 s), by kind and name, with the instant they are free.
+    pub tombstones: BTreeMap<(Kind, String), Instant>,
+    /// Changes AWS allows once per interval (a table's TimeToLive: one an hour), by
+    /// resource id and change, with the instant the next one is allowed.
+    pub cooldowns: BTreeMap<(String, &'static str), Instant>,
 }
 
 impl World {
@@ -150,6 +156,8 @@ impl World {
             consistency_window: config.consistency_window,
             calls: CallCounts::new(),
             denied: Default::default(),
+            tombstones: BTreeMap::new(),
+            cooldowns: BTreeMap::new(),
         }
     }
 
@@ -174,6 +182,10 @@ impl World {
         for id in gone {
             self.records.remove(&id);
         }
+        self.tombstones.retain(|_, free_at| *free_at > now);
+        let records = &self.records;
+        self.cooldowns
+            .retain(|(id, _), until| *until > now && records.contains_key(id));
         self.lambda_enis.retain(|eni| eni.until > now);
     }
 

@@ -218,6 +218,12 @@ async fn delete_of_missing_resources_succeeds_for_every_kind() {
         (Kind::SecurityGroup, "sg-00000000000000000"),
         (Kind::Instance, "i-00000000000000000"),
         (Kind::FlowLog, "fl-00000000000000000"),
+        (Kind::SnsTopic, "arn:aws:sns:us-east-1:123456789012:nope"),
+        (
+            Kind::SqsQueue,
+            "https://sqs.us-east-1.amazonaws.com/123456789012/nope",
+        ),
+        (Kind::DynamoDbTable, "nope"),
     ];
     for (kind, id) in kinds {
         sim.delete(kind, id)

@@ -3,8 +3,8 @@
 
 use serde_json::{Value, json};
 
-use crate::api::HipaaNetwork;
 use crate::api::manifests::Checker;
+use crate::api::{HipaaNetwork, PaymentPipeline};
 use crate::cloud::Provider;
 use crate::controller::stack::{Referenced, Stack, owner_of};
 use crate::engine::{ActionKind, Engine, Records};
@@ -60,6 +60,7 @@ pub async fn plan_stream<P: Provider, F: Fn(&str) -> P>(
         };
         let result = match object["kind"].as_str().unwrap_or_default() {
             "HipaaNetwork" => plan_object::<HipaaNetwork, P, F>(object, &make).await,
+            "PaymentPipeline" => plan_object::<PaymentPipeline, P, F>(object, &make).await,
             _ => Ok(None),
         };
         plans.push(ObjectPlan {

@@ -4,6 +4,7 @@
 //! node exists; they are also the graph's dependency edges.
 
 pub mod network;
+pub mod payment;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;

@@ -11,12 +11,14 @@
 
 pub mod controls;
 mod network;
+pub mod payment;
 mod rows;
 
 use crate::cloud::{Kind, Observed};
 
 pub use controls::{CONTROLS, Control};
 pub use network::evaluate_network;
+pub use payment::evaluate_payment;
 
 /// The rows [`evaluate_payment`] reports, in the control table's order.
 pub const PAYMENT_CONTROLS: [&str; 12] = [

@@ -14,6 +14,7 @@ mod events;
 pub mod leader;
 pub mod network;
 mod pass_metrics;
+mod payment;
 mod reconcile;
 pub mod references;
 pub mod stack;
@@ -34,7 +35,7 @@ use kube::runtime::{WatchStreamExt, reflector, watcher};
 use kube::{Resource, ResourceExt};
 use tokio::sync::mpsc;
 
-use crate::api::HipaaNetwork;
+use crate::api::{HipaaNetwork, PaymentPipeline};
 use crate::cloud::any::AnyCloud;
 use crate::cloud::{CloudError, Provider};
 use crate::telemetry::{Health, Metrics, Readiness};
@@ -416,6 +417,7 @@ impl Runner {
             controllers: Vec::new(),
         }
         .with::<HipaaNetwork>()
+        .with::<PaymentPipeline>()
     }
 
     /// Adds the controller of kind `K` (and its reference edge).

@@ -21,6 +21,7 @@ mod devcluster_kubectl;
 mod engine_network;
 mod helm_chart;
 mod iam_policy;
+mod operator_payment;
 mod operator_process;
 mod operator_references;
 mod operator_sim;

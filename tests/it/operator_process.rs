@@ -13,7 +13,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use aws_sdk_ec2::types::{Filter, IpPermission, IpRange};
-use common::{Cluster, eventually, http_get, metric, repo};
+use common::{Cluster, eventually, http_get, metric};
 use hipaa_operator::api::{DriftAction, HipaaNetwork};
 use hipaa_operator::cloud::aws::{AwsCloud, sdk_config};
 use hipaa_operator::cloud::{Owner, Provider, TAG_OWNER};
@@ -134,15 +134,11 @@ async fn cluster(namespace: &str) -> Cluster {
     c
 }
 
+/// The HipaaNetwork of examples/stack.yaml.
 async fn apply_example(c: &Cluster, namespace: &str) {
-    c.kubectl_ok(&[
-        "apply",
-        "-n",
-        namespace,
-        "-f",
-        repo("examples/stack.yaml").to_str().unwrap(),
-    ])
-    .await;
+    let network = c.example_file("HipaaNetwork");
+    c.kubectl_ok(&["apply", "-n", namespace, "-f", network.to_str().unwrap()])
+        .await;
 }
 
 async fn wait_ready(c: &Cluster, namespace: &str, operators: &[&Operator]) {

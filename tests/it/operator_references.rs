@@ -9,7 +9,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::common::{Cluster, eventually, repo, sim_operator_with};
+use crate::common::{Cluster, eventually, sim_operator_with};
 use hipaa_operator::api::{CommonSpec, CommonStatus, ComplianceEntry, HipaaNetwork, LocalRef};
 use hipaa_operator::blueprint::network::resource_name;
 use hipaa_operator::blueprint::{BlueprintError, Graph, Node};
@@ -217,8 +217,8 @@ async fn a_referrer_waits_for_its_network_starts_when_it_is_ready_and_holds_its_
     );
 
     // The network (the example, deleted with its resources at the end).
-    let stack = repo("examples/stack.yaml");
-    c.kubectl_ok(&["apply", "-n", NS, "-f", stack.to_str().unwrap()])
+    let network = c.example_file("HipaaNetwork");
+    c.kubectl_ok(&["apply", "-n", NS, "-f", network.to_str().unwrap()])
         .await;
     c.kubectl_ok(&[
         "patch",

@@ -70,10 +70,10 @@ fn ssh_open(sim: &SimCloud, sg: &str) -> bool {
         .is_some_and(|rules| rules.iter().any(|r| r.source == "0.0.0.0/0"))
 }
 
-/// `kubectl apply -f examples/stack.yaml` into the test namespace.
+/// `kubectl apply -f` the HipaaNetwork of examples/stack.yaml into the test namespace.
 async fn apply_example(c: &Cluster) {
-    let stack = repo("examples/stack.yaml");
-    c.kubectl_ok(&["apply", "-n", NS, "-f", stack.to_str().unwrap()])
+    let network = c.example_file("HipaaNetwork");
+    c.kubectl_ok(&["apply", "-n", NS, "-f", network.to_str().unwrap()])
         .await;
 }
 
@@ -277,7 +277,11 @@ async fn kubectl_apply_reaches_ready_drift_is_remediated_within_a_resync_and_del
     assert_eq!(http_get(op.running.metrics_addr, "/healthz").await.0, 200);
     assert_eq!(http_get(op.running.metrics_addr, "/readyz").await.0, 200);
 
-    // The example retains its AWS resources; ask for deletion, then delete.
+    // The example's pipeline goes first (it holds its network's deletion while it
+    // exists); the example retains the network's AWS resources: ask for deletion, then
+    // delete.
+    c.kubectl_ok(&["delete", "hpay", "--all", "-n", NS, "--timeout=120s"])
+        .await;
     c.kubectl_ok(&[
         "patch",
         "hnet",

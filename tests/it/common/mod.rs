@@ -13,6 +13,16 @@ pub fn repo(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
 }
 
+/// The document of examples/stack.yaml of `kind`, as written.
+pub fn example(kind: &str) -> String {
+    let stack = std::fs::read_to_string(repo("examples/stack.yaml")).unwrap();
+    stack
+        .split("\n---")
+        .find(|doc| doc.contains(&format!("\nkind: {kind}\n")))
+        .unwrap_or_else(|| panic!("examples/stack.yaml has a {kind}"))
+        .to_string()
+}
+
 /// A devcluster plus a private kubectl home (discovery cache, config), so tests never
 /// share state with each other or with the user's ~/.kube.
 pub struct Cluster {
@@ -93,6 +103,15 @@ impl Cluster {
         .unwrap();
         self.kubectl_ok(&["apply", "-f", file.to_str().unwrap()])
             .await;
+    }
+
+    /// A file in this cluster's home with the example's `kind` document, for
+    /// `kubectl apply -f` (tests of one kind apply only it: another kind's controller
+    /// would hold, for example, the network's deletion).
+    pub fn example_file(&self, kind: &str) -> PathBuf {
+        let file = self.home.join(format!("example-{kind}.yaml"));
+        std::fs::write(&file, example(kind)).unwrap();
+        file
     }
 
     pub async fn stop(self) {

@@ -13,7 +13,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::api::{Api, ListParams, ObjectMeta, PostParams};
 use serde::Deserialize;
 
-use crate::api::{DriftAction, HipaaNetwork};
+use crate::api::{DriftAction, HipaaNetwork, PaymentPipeline};
 use crate::cloud::SgRule;
 use crate::cloud::any::AnyCloud;
 use crate::cloud::sim::{SimCloud, SimConfig};
@@ -135,12 +135,28 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
         .map(serde_yaml_ng::from_value)
         .collect::<Result<_, _>>()
         .context("reading the HipaaNetwork of examples/stack.yaml")?;
+    let pipelines: Vec<PaymentPipeline> = serde_yaml_ng::Deserializer::from_str(STACK)
+        .filter_map(|doc| serde_yaml_ng::Value::deserialize(doc).ok())
+        .filter(|v| v.get("kind").and_then(|k| k.as_str()) == Some("PaymentPipeline"))
+        .map(serde_yaml_ng::from_value)
+        .collect::<Result<_, _>>()
+        .context("reading the PaymentPipeline of examples/stack.yaml")?;
     let api: Api<HipaaNetwork> = Api::namespaced(client.clone(), NAMESPACE);
+    let pipeline_api: Api<PaymentPipeline> = Api::namespaced(client.clone(), NAMESPACE);
     for net in &networks {
         api.create(&PostParams::default(), net).await?;
         log.line(format!(
-            "applied HipaaNetwork {NAMESPACE}/{} (the other kinds of examples/stack.yaml have no controller yet)",
+            "applied HipaaNetwork {NAMESPACE}/{}",
             net.metadata.name.as_deref().unwrap_or_default()
+        ));
+    }
+    for pipeline in &pipelines {
+        pipeline_api
+            .create(&PostParams::default(), pipeline)
+            .await?;
+        log.line(format!(
+            "applied PaymentPipeline {NAMESPACE}/{} (it waits for its network; HipaaBackend and HipaaEdge have no controller yet)",
+            pipeline.metadata.name.as_deref().unwrap_or_default()
         ));
     }
     println!();
@@ -187,6 +203,10 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
     let deadline = Instant::now() + options.timeout;
     let result = async {
         let ready = watch_until_ready(&api, &name, &log, deadline).await?;
+        for pipeline in &pipelines {
+            let name = pipeline.metadata.name.clone().unwrap_or_default();
+            pipeline_until_ready(&pipeline_api, &name, &log, deadline).await?;
+        }
         drift_round(&api, &client, &sim, &ready, &log, deadline).await
     }
     .await;
@@ -252,6 +272,54 @@ async fn watch_until_ready(
         if Instant::now() > deadline {
             bail!(
                 "HipaaNetwork {name} was not Ready in time: {:?}",
+                status.common.conditions
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Prints the pipeline's AWS resources as they appear, until it is Ready.
+async fn pipeline_until_ready(
+    api: &Api<PaymentPipeline>,
+    name: &str,
+    log: &Log,
+    deadline: Instant,
+) -> anyhow::Result<()> {
+    let mut seen: BTreeMap<String, String> = BTreeMap::new();
+    loop {
+        let status = api.get(name).await?.status.unwrap_or_default();
+        for r in &status.common.resources {
+            let state = r.state.clone().unwrap_or_default();
+            if seen.get(&r.node) != Some(&state) {
+                let verb = if seen.contains_key(&r.node) {
+                    "now"
+                } else {
+                    "created"
+                };
+                log.line(format!("{verb:<8} {:<28} {:<26} {state}", r.type_, r.node));
+                seen.insert(r.node.clone(), state);
+            }
+        }
+        if condition(&status.common.conditions, READY).is_some_and(|c| c.status == "True") {
+            log.line(format!(
+                "PaymentPipeline Ready: {} AWS resources; queue {}, table {}; compliance: {}",
+                status.common.resources.len(),
+                status.queue_url.as_deref().unwrap_or("-"),
+                status.table_name.as_deref().unwrap_or("-"),
+                status
+                    .common
+                    .compliance
+                    .iter()
+                    .map(|c| format!("{} {:?}", c.id, c.result))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "PaymentPipeline {name} was not Ready in time: {:?}",
                 status.common.conditions
             );
         }

@@ -978,7 +978,7 @@ async fn contract_on_the_simulated_aws() {
 
 /// An empty zip archive (its end-of-central-directory record) with `comment`: a valid
 /// deployment package whose contents (so CodeSha256) differ by comment.
-fn empty_zip(comment: &str) -> Vec<u8> {
+pub fn empty_zip(comment: &str) -> Vec<u8> {
     let mut zip = vec![0x50, 0x4b, 0x05, 0x06];
     zip.extend([0u8; 16]);
     zip.extend((comment.len() as u16).to_le_bytes());

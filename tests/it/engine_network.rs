@@ -581,9 +581,26 @@ fn plan_command_prints_every_planned_resource_and_fails_on_unbuildable_specs() {
             .any(|a| a["node"] == "nat/us-east-1b" && a["type"] == "ec2:nat-gateway")
     );
 
+    // The pipeline is planned against placeholders of its network's outputs.
+    let pipeline = report["plans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["object"] == "PaymentPipeline/clinic-payments")
+        .expect("the pipeline is planned");
+    let actions = pipeline["actions"].as_array().unwrap();
+    assert_eq!(actions.len(), 13, "{pipeline}");
+    assert!(
+        actions
+            .iter()
+            .any(|a| a["node"] == "lambda/poller/queue-mapping"
+                && a["type"] == "lambda:event-source-mapping")
+    );
+
     let table = run_plan(&["-f", stack], None);
     let text = String::from_utf8_lossy(&table.stdout);
     assert!(text.contains("20 to create, 0 to update"), "{text}");
+    assert!(text.contains("13 to create, 0 to update"), "{text}");
 
     let bad = "apiVersion: hipaa.dev/v1alpha1\nkind: HipaaNetwork\nmetadata: {name: far}\nspec:\n  region: us-east-1\n  cidrBlock: 10.0.0.0/16\n  availabilityZones: [us-east-1a, us-east-1z]\n  bastion: {allowedCidrs: [203.0.113.0/24]}\n";
     let out = run_plan(&["-f", "-"], Some(bad));

@@ -542,6 +542,8 @@ async fn demo_exit_when_ready_exits_0_after_the_drift_round() {
     assert!(out.status.success(), "{text}\n{}", common::stderr(&out));
     for line in [
         "Ready: 20 AWS resources",
+        "PaymentPipeline Ready: 13 AWS resources",
+        "LAM-1 Passed",
         "out-of-band edit",
         "drift found",
         "remediated",

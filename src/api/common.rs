@@ -163,7 +163,7 @@ pub struct CommonStatus {
 }
 
 /// An AWS resource the operator created and manages for this stack.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ManagedResource {
     /// Logical key of the resource in the stack, e.g. `subnet/private/us-east-1a`; also

@@ -9,6 +9,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use crate::api::{
     CommonStatus, ComplianceEntry, ControlResult, DriftAction, DriftEntry, ManagedResource,
 };
+use crate::cloud::{Observed, State};
 use crate::engine::{ActionKind, Mode, Outcome, Records};
 
 pub const READY: &str = "Ready";
@@ -329,12 +330,7 @@ fn resources(pass: &Pass<'_>) -> Vec<ManagedResource> {
                 .map(|o| o.id.clone())
                 .or_else(|| recorded.map(|r| r.id.clone())),
             arn: observed.and_then(|o| o.arn.clone()),
-            state: Some(
-                observed
-                    .map(|o| o.state.as_str())
-                    .unwrap_or("not-listed-yet")
-                    .to_string(),
-            ),
+            state: Some(state_of(pass, node, observed).to_string()),
             created_at: state
                 .created_at
                 .or_else(|| recorded.and_then(|r| r.created_at))
@@ -359,10 +355,48 @@ fn resources(pass: &Pass<'_>) -> Vec<ManagedResource> {
     out
 }
 
+/// The state a resource is reported in: AWS's (`pending`, `available`, `deleting`),
+/// except [`CHANGING`] while AWS is still applying the operator's own create or update
+/// (from the pass that made it until AWS is done), and `not-listed-yet` for one created
+/// moments ago.
+fn state_of(pass: &Pass<'_>, node: &str, observed: Option<&Observed>) -> &'static str {
+    let Some(observed) = observed else {
+        return "not-listed-yet";
+    };
+    let acted = pass.outcome.actions.iter().any(|a| {
+        a.node == node
+            && a.error.is_none()
+            && matches!(a.action, ActionKind::Create | ActionKind::Update)
+    });
+    let was_changing = pass
+        .previous
+        .resources
+        .iter()
+        .any(|r| r.node == node && r.state.as_deref() == Some(CHANGING));
+    if observed.state == State::Pending && (acted || was_changing) {
+        CHANGING
+    } else {
+        observed.state.as_str()
+    }
+}
+
+/// The reported state of a resource AWS is still creating or changing at the operator's
+/// request: differences found once it is done complete that change and are not drift
+/// (AWS turns some settings on only once a resource is available, e.g. a DynamoDB
+/// table's point-in-time recovery).
+pub const CHANGING: &str = "changing";
+
 fn drift_entries(pass: &Pass<'_>) -> Vec<DriftEntry> {
+    let completing = |node: &str| {
+        pass.previous
+            .resources
+            .iter()
+            .any(|r| r.node == node && r.state.as_deref() == Some(CHANGING))
+    };
     pass.outcome
         .drift
         .iter()
+        .filter(|d| !completing(&d.node))
         .map(|d| {
             let fix = pass.outcome.actions.iter().find(|a| {
                 a.node == d.node && matches!(a.action, ActionKind::Create | ActionKind::Update)
@@ -399,6 +433,7 @@ fn drift_entries(pass: &Pass<'_>) -> Vec<DriftEntry> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::ManagedResource;
     use crate::cloud::{CloudError, Kind};
     use crate::engine::{Action, FieldDrift};
 
@@ -513,6 +548,106 @@ mod tests {
             assert_eq!(cond(&r, DRIFTED).reason, reason, "{mode:?} {gate:?}");
             assert_eq!(r.new_drift.len(), 1);
         }
+    }
+
+    #[test]
+    fn differences_that_complete_the_operators_own_change_are_not_drift() {
+        let table = |state: State| crate::engine::NodeState {
+            kind: Kind::DynamoDbTable,
+            observed: Some(Observed {
+                id: "t".into(),
+                arn: None,
+                state,
+                spec: crate::cloud::Spec::DynamoDbTable(Default::default()),
+                tags: Default::default(),
+                attributes: Default::default(),
+            }),
+            created_at: None,
+            unobservable: None,
+        };
+        let previous = |state: &str| CommonStatus {
+            resources: vec![ManagedResource {
+                node: "dynamodb/table".into(),
+                state: Some(state.into()),
+                ..ManagedResource::default()
+            }],
+            ..CommonStatus::default()
+        };
+        let reported = |r: &Report| r.status.resources[0].state.clone().unwrap();
+        // Created this pass and still CREATING: changing.
+        let created = Outcome {
+            nodes: vec![("dynamodb/table".into(), table(State::Pending))],
+            actions: vec![action("dynamodb/table", ActionKind::Create, None)],
+            ..Outcome::default()
+        };
+        let r = status_of(
+            &created,
+            &CommonStatus::default(),
+            Mode::Remediate,
+            Gate::Active,
+            false,
+        );
+        assert_eq!(reported(&r), CHANGING);
+        // Still CREATING a pass later, with no action: still changing.
+        let waiting = Outcome {
+            nodes: vec![("dynamodb/table".into(), table(State::Pending))],
+            ..Outcome::default()
+        };
+        let r = status_of(
+            &waiting,
+            &previous(CHANGING),
+            Mode::Remediate,
+            Gate::Active,
+            false,
+        );
+        assert_eq!(reported(&r), CHANGING);
+        // ACTIVE, PITR turned on by this pass: completing the create, not drift.
+        let done = Outcome {
+            nodes: vec![("dynamodb/table".into(), table(State::Available))],
+            drift: vec![drift("dynamodb/table", "pointInTimeRecovery")],
+            actions: vec![action("dynamodb/table", ActionKind::Update, None)],
+            ..Outcome::default()
+        };
+        let r = status_of(
+            &done,
+            &previous(CHANGING),
+            Mode::Remediate,
+            Gate::Active,
+            false,
+        );
+        assert!(
+            r.status.drift.is_empty() && r.new_drift.is_empty(),
+            "{:?}",
+            r.status.drift
+        );
+        assert_eq!(reported(&r), "available");
+        // The same difference on a table that was available: drift.
+        let r = status_of(
+            &done,
+            &previous("available"),
+            Mode::Remediate,
+            Gate::Active,
+            false,
+        );
+        assert_eq!(r.new_drift.len(), 1);
+        // Pending without the operator's change (someone else's update in progress):
+        // AWS's state, and what is found afterwards is drift.
+        let r = status_of(
+            &waiting,
+            &previous("available"),
+            Mode::Remediate,
+            Gate::Active,
+            false,
+        );
+        assert_eq!(reported(&r), "pending");
+        let r = status_of(
+            &done,
+            &previous("pending"),
+            Mode::Remediate,
+            Gate::Active,
+            false,
+        );
+        assert_eq!(r.new_drift.len(), 1);
     }
 
     #[test]

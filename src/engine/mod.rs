@@ -700,6 +700,13 @@ impl<P: Provider> Engine<P> {
             };
             return (step, found);
         };
+        if observed.state == State::Pending {
+            // AWS is still creating or changing it (a table CREATING, a function whose
+            // last update is InProgress) and refuses changes until it is done: it is
+            // compared once available, and its differences are not judged before.
+            let reason = "AWS is still creating or changing it; compared once available";
+            return (settle(wait(node, reason.into()), true), vec![]);
+        }
         let found = diff::diff(key, &desired.spec, &desired.tags, observed);
         let unavailable = observed.state != State::Available;
         if found.is_empty() {

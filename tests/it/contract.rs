@@ -646,7 +646,17 @@ async fn kind_contract<P: Provider>(
         .unwrap_or_else(|e| panic!("{what}: create: {e}"));
     assert!(!created.id.is_empty(), "{what}: an id");
     let created = if created.state == State::Pending {
-        available(p, owner, d, &created.id).await
+        let available = available(p, owner, d, &created.id).await;
+        // Some settings AWS applies only to an available resource (a DynamoDB table's
+        // point-in-time recovery and TTL): as in the engine, the first update once it is
+        // available completes the create.
+        if diff(&d.node, &d.spec, &d.tags, &available).is_empty() {
+            available
+        } else {
+            update_retrying(p, d, &available)
+                .await
+                .unwrap_or_else(|e| panic!("{what}: completing the create: {e}"))
+        }
     } else {
         created
     };

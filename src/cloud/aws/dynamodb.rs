@@ -2,10 +2,10 @@
 //! takes the keys, the billing mode and throughput, the KMS key (SSE with a customer
 //! key), deletion protection and the tags; the table is `CREATING` (pending) and then
 //! `ACTIVE`. AWS changes nothing of a table that is not `ACTIVE`, and point-in-time
-//! recovery and TTL are separate calls, so create waits for `ACTIVE` (polling
-//! `DescribeTable` every 2 s, at most 2 minutes) when either is wanted, then makes them;
-//! update waits likewise for a table still being created. Past the bound the table is
-//! returned pending and the next update completes it.
+//! recovery and TTL are separate calls: create returns the table `CREATING` without
+//! them, the engine leaves a pending resource alone, and the first update once the table
+//! is `ACTIVE` turns them on (the operator's status counts that as completing the
+//! create, not as drift). No call waits for AWS.
 //!
 //! Observe reads a table with `DescribeTable` + `DescribeContinuousBackups` +
 //! `DescribeTimeToLive` + `ListTagsOfResource` (backups and TTL are not asked of a table
@@ -27,7 +27,6 @@
 //! `DeleteTable`: the table is `DELETING` until gone (`DeleteMode::Async`).
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, KeySchemaElement, KeyType, PointInTimeRecoverySpecification,
@@ -44,8 +43,6 @@ use crate::cloud::{
 
 /// Where the blueprint's names start (`blueprint::resource_name`): tables scanned for tags.
 const NAME_PREFIX: &str = "hipaa-";
-const POLL: Duration = Duration::from_secs(2);
-const WAIT: Duration = Duration::from_secs(120);
 
 fn construction(operation: &str, error: impl std::fmt::Display) -> CloudError {
     CloudError::Terminal {
@@ -329,18 +326,6 @@ async fn read(
     with_description(cloud, table, tags).await
 }
 
-/// Polls `DescribeTable` until the table is no longer `CREATING`, or [`WAIT`] has passed.
-async fn wait_active(cloud: &AwsCloud, name: &str) -> Result<State, CloudError> {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let state = state_of(&describe(cloud, name).await?);
-        if state != State::Pending || tokio::time::Instant::now() >= deadline {
-            return Ok(state);
-        }
-        tokio::time::sleep(POLL).await;
-    }
-}
-
 /// The tables named `hipaa-…` tagged with `owner`: `ListTables` + `DescribeTable` and
 /// `ListTagsOfResource` each.
 async fn tagged(
@@ -480,12 +465,12 @@ pub(crate) async fn create(
             message: "no table description in the response".into(),
         })?;
     let created = with_description(cloud, table, Some(desired.tags.clone())).await?;
-    if !spec.point_in_time_recovery && spec.ttl_attribute.is_empty() {
+    if created.state == State::Pending {
+        // CREATING: point-in-time recovery and TTL go on with the first update once
+        // ACTIVE (the engine leaves a pending resource alone until then).
         return Ok(created);
     }
-    if wait_active(cloud, &spec.name).await? != State::Available {
-        return read(cloud, &spec.name, Some(desired.tags.clone())).await;
-    }
+    // ACTIVE at once (as moto makes it): complete it now.
     let have = DynamoDbTableSpec {
         point_in_time_recovery: false,
         ttl_attribute: String::new(),
@@ -505,9 +490,6 @@ pub(crate) async fn update(
     desired
         .spec
         .check_immutable("CreateTable", &observed.spec)?;
-    if observed.state == State::Pending {
-        wait_active(cloud, &observed.id).await?;
-    }
     reconcile(cloud, &observed.id, want, have).await?;
     let missing = missing_tags(&desired.tags, &observed.tags);
     let mut tags = observed.tags.clone();

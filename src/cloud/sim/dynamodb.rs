@@ -6,16 +6,15 @@
 //!
 //! As on AWS, nothing changes on a table that is not `ACTIVE` (`ResourceInUseException`,
 //! and `ContinuousBackupsUnavailableException` for point-in-time recovery: both
-//! dependencies to wait out), so create waits (polling `DescribeTable` every 2 s) for the
-//! table to be `ACTIVE` before it turns point-in-time recovery and TTL on, and update
-//! waits likewise for a table still being created. TimeToLive changes once an hour per
+//! dependencies to wait out). Create returns the table `CREATING` without point-in-time
+//! recovery or TTL; the engine does not change a pending resource, and once the table is
+//! `ACTIVE` its update turns them on (the operator's status counts that as completing
+//! the create, not as drift). TimeToLive changes once an hour per
 //! table (one hour × `time_scale`; AWS's `ValidationException`, a dependency to wait out)
 //! and is turned off before another attribute is turned on. A table with deletion
 //! protection is refused by `DeleteTable`: delete turns the protection off first. Not
 //! modelled: `UPDATING` after a throughput change, and AWS's limit on billing-mode
 //! switches (four a day).
-
-use std::time::Duration;
 
 use super::SimCloud;
 use super::api::{Result, dependency, not_found, sync_tags, terminal};
@@ -26,9 +25,6 @@ use crate::cloud::{
 
 /// How long AWS waits between two TimeToLive changes of a table, in (unscaled) seconds.
 const TTL_INTERVAL_SECONDS: f64 = 3600.0;
-/// The wait for `ACTIVE`: a poll every 2 s, at most 2 minutes (unscaled).
-const POLL_SECONDS: f64 = 2.0;
-const WAIT_SECONDS: f64 = 120.0;
 
 fn valid_name(name: &str) -> bool {
     (3..=255).contains(&name.len())
@@ -177,39 +173,7 @@ pub(crate) async fn create(
         Ok(())
     })
     .await?;
-    if spec.point_in_time_recovery || !spec.ttl_attribute.is_empty() {
-        let table = wait_active(sim, &spec.name).await?;
-        if table.state == State::Available {
-            reconcile(sim, &spec.name, spec, &created).await?;
-        }
-    }
     sim.snapshot(Kind::DynamoDbTable, &spec.name)
-}
-
-/// Polls `DescribeTable` until the table is `ACTIVE` (or 2 minutes, scaled, have passed:
-/// then it is returned as it is).
-async fn wait_active(sim: &SimCloud, name: &str) -> Result<Observed> {
-    let (poll, deadline) = {
-        let w = sim.world();
-        (
-            w.scaled(POLL_SECONDS),
-            std::time::Instant::now() + w.scaled(WAIT_SECONDS),
-        )
-    };
-    loop {
-        let op = "DescribeTable";
-        let state = sim
-            .call("dynamodb", op, |w, _| {
-                w.get(Kind::DynamoDbTable, name)
-                    .map(|r| r.state())
-                    .ok_or_else(|| missing(op, name))
-            })
-            .await?;
-        if state != State::Pending || std::time::Instant::now() >= deadline {
-            return sim.snapshot(Kind::DynamoDbTable, name);
-        }
-        tokio::time::sleep(poll.max(Duration::from_millis(1))).await;
-    }
 }
 
 pub(crate) async fn update(
@@ -220,9 +184,6 @@ pub(crate) async fn update(
     have: &DynamoDbTableSpec,
 ) -> Result<Observed> {
     d.spec.check_immutable("CreateTable", &o.spec)?;
-    if o.state == State::Pending {
-        wait_active(sim, &o.id).await?;
-    }
     reconcile(sim, &o.id, want, have).await?;
     sync_tags(sim, Kind::DynamoDbTable, &o.id, &d.tags, &o.tags).await?;
     sim.snapshot(Kind::DynamoDbTable, &o.id)
@@ -389,7 +350,8 @@ mod tests {
     use std::time::Duration;
 
     use super::super::testkit::*;
-    use crate::cloud::{DynamoDbTableSpec, Kind, Provider, Spec, State};
+    use crate::cloud::sim::SimCloud;
+    use crate::cloud::{DynamoDbTableSpec, Kind, Observed, Provider, Spec, State};
 
     fn table(name: &str, pitr: bool, ttl: &str) -> Spec {
         Spec::DynamoDbTable(DynamoDbTableSpec {
@@ -406,6 +368,22 @@ mod tests {
         })
     }
 
+    /// As the engine does it: create, wait (across passes) until the table is ACTIVE,
+    /// then the first update turns on what AWS applies only to an ACTIVE table.
+    async fn make_active(sim: &SimCloud, node: &str, spec: Spec) -> Observed {
+        let made = make(sim, node, spec.clone()).await;
+        let active = loop {
+            let seen = observe_id(sim, Kind::DynamoDbTable, &made.id)
+                .await
+                .unwrap();
+            if seen.state == State::Available {
+                break seen;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        };
+        sim.update(&desired(node, spec), &active).await.unwrap()
+    }
+
     #[tokio::test]
     async fn creating_then_active_and_only_then_backups_and_ttl() {
         // 15 s ± 5 s at 0.01: 100–200 ms.
@@ -416,9 +394,22 @@ mod tests {
             plain.arn.as_deref(),
             Some("arn:aws:dynamodb:us-east-1:123456789012:table/hipaa-plain")
         );
+        // Create never waits: the table comes back CREATING, without PITR and TTL.
         let full = make(&sim, "full", table("hipaa-full", true, "expiresAt")).await;
-        assert_eq!(full.state, State::Available, "create waited for ACTIVE");
-        assert_eq!(full.spec, table("hipaa-full", true, "expiresAt"));
+        assert_eq!(full.state, State::Pending, "create returns at once");
+        assert_eq!(full.spec, table("hipaa-full", false, ""));
+        // Refused while CREATING, as AWS does: a dependency to wait out.
+        let early = sim
+            .update(
+                &desired("full", table("hipaa-full", true, "expiresAt")),
+                &full,
+            )
+            .await
+            .unwrap_err();
+        assert!(early.retryable(), "{early}");
+        let full = make_active(&sim, "full2", table("hipaa-full2", true, "expiresAt")).await;
+        assert_eq!(full.state, State::Available);
+        assert_eq!(full.spec, table("hipaa-full2", true, "expiresAt"));
         let again = sim
             .create(&desired("full", table("hipaa-full", true, "expiresAt")))
             .await
@@ -431,7 +422,7 @@ mod tests {
     async fn a_second_ttl_change_within_the_hour_waits_and_is_retryable() {
         // One hour at 0.0001: 360 ms.
         let sim = sim_at(0.0001);
-        let made = make(&sim, "t", table("hipaa-t", false, "expiresAt")).await;
+        let made = make_active(&sim, "t", table("hipaa-t", false, "expiresAt")).await;
         let off = table("hipaa-t", false, "");
         let err = sim
             .update(&desired("t", off.clone()), &made)
@@ -449,7 +440,7 @@ mod tests {
     #[tokio::test]
     async fn delete_turns_protection_off_then_the_table_is_deleting_then_gone() {
         let sim = sim_at(0.01);
-        let made = make(&sim, "t", table("hipaa-t", true, "")).await;
+        let made = make_active(&sim, "t", table("hipaa-t", true, "")).await;
         sim.reset_calls();
         sim.delete(Kind::DynamoDbTable, &made.id).await.unwrap();
         assert_eq!(

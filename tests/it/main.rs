@@ -13,6 +13,7 @@ mod common;
 mod argocd_health;
 mod audit_trail;
 mod aws_network;
+mod aws_payment;
 mod contract;
 mod crd_validation;
 mod devcluster_api;

@@ -135,6 +135,8 @@ fn rest_operation(service: &str, method: &str, url: &str) -> Option<&'static str
             "UpdateFunctionConfiguration",
         ),
         ("PUT", "functions/{}/code", "UpdateFunctionCode"),
+        ("GET", "functions/{}/policy", "GetPolicy"),
+        ("GET", "functions/{}/url", "GetFunctionUrlConfig"),
         ("GET", "functions/{}/concurrency", "GetFunctionConcurrency"),
         ("PUT", "functions/{}/concurrency", "PutFunctionConcurrency"),
         (
@@ -283,6 +285,16 @@ fn lambdas_rest_operations_are_named_from_method_and_path() {
             "DELETE",
             "/2015-03-31/event-source-mappings/6d9f1c2e-0000-4000-8000-000000000000",
             Some("DeleteEventSourceMapping"),
+        ),
+        (
+            "GET",
+            "/2015-03-31/functions/hipaa-a-poller/policy",
+            Some("GetPolicy"),
+        ),
+        (
+            "GET",
+            "/2021-10-31/functions/hipaa-a-poller/url",
+            Some("GetFunctionUrlConfig"),
         ),
         ("PATCH", "/2015-03-31/functions/x", None),
     ];

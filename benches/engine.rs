@@ -1,6 +1,6 @@
-//! The engine converging the example HipaaNetwork on the simulated AWS: AWS calls per
-//! full converge and per no-drift pass (by operation), and converge time against the
-//! dependency graph's critical path.
+//! The engine converging the example HipaaNetwork, then the example PaymentPipeline in
+//! it, on the simulated AWS: AWS calls per full converge and per no-drift pass (by
+//! operation), and converge time against the dependency graph's critical path.
 //!
 //! Run: `cargo bench --bench engine [-- SCALE [REQUEUE_SECONDS]]` (SCALE multiplies the
 //! simulated AWS's latencies; 1.0 = real AWS, default 0.1). The requeue interval between
@@ -10,7 +10,9 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use hipaa_operator::api::HipaaNetwork;
+use serde::Deserialize;
+
+use hipaa_operator::api::{HipaaNetwork, PaymentPipeline};
 use hipaa_operator::blueprint;
 use hipaa_operator::cloud::sim::{SimCloud, SimConfig};
 use hipaa_operator::cloud::{CallCounts, Owner, Provider};
@@ -19,11 +21,14 @@ use hipaa_operator::engine::{self, Engine, Mode, Records};
 /// What one create call costs at scale 1.0 (the simulated AWS's base Create latency).
 const CREATE_CALL: Duration = Duration::from_millis(140);
 
-fn network() -> HipaaNetwork {
+/// The example's object of `kind`, as the API server would store it.
+fn example<K: serde::de::DeserializeOwned>(kind: &str) -> K {
     let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/stack.yaml"))
         .unwrap();
-    let doc = serde_yaml_ng::Deserializer::from_str(&text).next().unwrap();
-    let value: serde_json::Value = serde::Deserialize::deserialize(doc).unwrap();
+    let value = serde_yaml_ng::Deserializer::from_str(&text)
+        .map(|doc| serde_json::Value::deserialize(doc).unwrap())
+        .find(|v| v["kind"] == kind)
+        .unwrap();
     // The schema's defaults, as the API server would store the object.
     let checker = hipaa_operator::api::manifests::Checker::new().unwrap();
     let defaulted = checker
@@ -32,6 +37,10 @@ fn network() -> HipaaNetwork {
         .defaulted
         .unwrap();
     serde_json::from_value(defaulted).unwrap()
+}
+
+fn network() -> HipaaNetwork {
+    example("HipaaNetwork")
 }
 
 fn print_calls(title: &str, calls: &CallCounts) {
@@ -120,4 +129,56 @@ async fn main() {
         .unwrap();
     assert!(steady.ready && steady.drift.is_empty());
     print_calls("AWS calls for a no-drift pass", &sim.calls());
+
+    // The pipeline in that network, from the network's Ready.
+    let pipeline: PaymentPipeline = example("PaymentPipeline");
+    let owner = Owner::new(
+        "PaymentPipeline",
+        "default",
+        pipeline.metadata.name.as_deref().unwrap(),
+    );
+    let outputs = blueprint::payment::NetworkOutputs {
+        vpc_id: records["vpc"].id.clone(),
+        private_subnet_ids: records
+            .iter()
+            .filter(|(node, _)| node.starts_with("subnet/private/"))
+            .map(|(_, r)| r.id.clone())
+            .collect(),
+    };
+    let graph = blueprint::payment::build(&owner, &pipeline.spec, &outputs).unwrap();
+    sim.reset_calls();
+    let started = Instant::now();
+    let (outcome, records, passes) = engine::run_until_ready(
+        &engine,
+        &graph,
+        &owner,
+        &Records::new(),
+        Mode::Remediate,
+        poll,
+        10_000,
+    )
+    .await
+    .unwrap();
+    let elapsed = started.elapsed();
+    assert!(outcome.ready);
+    let readiness: BTreeMap<String, Duration> = sim.readiness().into_iter().collect();
+    let (last, critical) = graph
+        .critical_path(|key| {
+            CREATE_CALL.mul_f64(scale) + readiness.get(key).copied().unwrap_or_default()
+        })
+        .unwrap();
+    println!(
+        "PaymentPipeline clinic-payments: {passes} passes in {:.2} s; critical path {:.2} s (ends at {last}); ratio {:.3}",
+        elapsed.as_secs_f64(),
+        critical.as_secs_f64(),
+        elapsed.as_secs_f64() / critical.as_secs_f64()
+    );
+    print_calls("AWS calls for the pipeline's converge", &sim.calls());
+    sim.reset_calls();
+    let steady = engine
+        .converge(&graph, &owner, &records, Mode::Remediate)
+        .await
+        .unwrap();
+    assert!(steady.ready && steady.drift.is_empty());
+    print_calls("AWS calls for a pipeline no-drift pass", &sim.calls());
 }

@@ -129,6 +129,18 @@ impl State {
     }
 }
 
+/// What a create of a kind without idempotency returns when the resource exists but a
+/// follow-up call (rotation, an attachment) failed: the resource as created, `Pending`.
+/// Never an error: the engine retries a failed create, and a second create of such a
+/// kind makes a second resource that a lookup by tags may not see yet (AWS's listing
+/// lags). The engine records it, and the next pass completes it by update (the status
+/// counts that as completing the create, not as drift).
+pub fn settings_pending(mut created: Observed, error: &CloudError) -> Observed {
+    tracing::info!(id = %created.id, %error, "created; what failed after the create is completed by the next update");
+    created.state = State::Pending;
+    created
+}
+
 /// A resource as AWS reports it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Observed {

@@ -20,6 +20,7 @@ mod devcluster_api;
 mod devcluster_kube;
 mod devcluster_kubectl;
 mod engine_network;
+mod engine_payment;
 mod helm_chart;
 mod iam_policy;
 mod operator_payment;

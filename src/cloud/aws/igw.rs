@@ -126,8 +126,11 @@ pub(crate) async fn create(
     if created.tags.is_empty() {
         created.tags = desired.tags.clone();
     }
-    if !spec.vpc_id.is_empty() {
-        attach(cloud, &created.id, &spec.vpc_id).await?;
+    if !spec.vpc_id.is_empty()
+        && let Err(error) = attach(cloud, &created.id, &spec.vpc_id).await
+    {
+        // The gateway exists (detached): a retried create would make a second one.
+        return Ok(crate::cloud::settings_pending(created, &error));
     }
     created.spec = desired.spec.clone();
     Ok(created)

@@ -24,7 +24,7 @@ use serde_json::{Value, json};
 use super::{AwsCloud, match_lookups, missing_tags};
 use crate::cloud::{
     CloudError, Desired, FOREIGN_KEY_POLICY, Kind, KmsKeySpec, Lookup, Observed, Owned, Owner,
-    State, TAG_NODE, TAG_OWNER,
+    State, TAG_NODE, TAG_OWNER, settings_pending,
 };
 
 /// The statement id of the services' use of the key.
@@ -374,7 +374,18 @@ pub(crate) async fn create(
         pending_deletion: false,
     };
     let account = account_of(meta.arn().unwrap_or_default()).to_string();
-    reconcile(cloud, meta.key_id(), &account, spec, &created).await?;
+    if let Err(error) = reconcile(cloud, meta.key_id(), &account, spec, &created).await {
+        // The key exists: a retried CreateKey would make a second one.
+        let observed = Observed {
+            id: meta.key_id().to_string(),
+            arn: meta.arn().map(String::from),
+            state: State::Available,
+            spec: created.into(),
+            tags: desired.tags.clone(),
+            attributes: BTreeMap::new(),
+        };
+        return Ok(settings_pending(observed, &error));
+    }
     read(cloud, meta.key_id(), Some(desired.tags.clone())).await
 }
 

@@ -26,11 +26,17 @@ pub(crate) async fn create(
             Ok(id)
         })
         .await?;
-    if !spec.vpc_id.is_empty() {
-        sim.call("ec2", "AttachInternetGateway", |w, _| {
-            attach(w, &id, &spec.vpc_id)
-        })
-        .await?;
+    if !spec.vpc_id.is_empty()
+        && let Err(error) = sim
+            .call("ec2", "AttachInternetGateway", |w, _| {
+                attach(w, &id, &spec.vpc_id)
+            })
+            .await
+    {
+        // The gateway exists (detached): a retried create would make a second one.
+        return sim
+            .snapshot(Kind::InternetGateway, &id)
+            .map(|created| crate::cloud::settings_pending(created, &error));
     }
     sim.snapshot(Kind::InternetGateway, &id)
 }

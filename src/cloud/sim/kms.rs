@@ -37,7 +37,12 @@ pub(crate) async fn create(sim: &SimCloud, d: &Desired, spec: &KmsKeySpec) -> Re
             Ok(id)
         })
         .await?;
-    reconcile(sim, &id, spec, &created).await?;
+    if let Err(error) = reconcile(sim, &id, spec, &created).await {
+        // The key exists: a retried CreateKey would make a second one.
+        return sim
+            .snapshot(Kind::KmsKey, &id)
+            .map(|created| crate::cloud::settings_pending(created, &error));
+    }
     sim.snapshot(Kind::KmsKey, &id)
 }
 

@@ -420,6 +420,21 @@ async fn converges_under_30_percent_throttling_without_duplicates() {
     );
 }
 
+/// Every fault at once: a create whose follow-up call fails (a key's rotation, a
+/// gateway's attachment) must not be made twice while AWS's listing lags.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn converges_under_throttling_server_errors_and_a_consistency_window_without_duplicates() {
+    let mut stack = Stack::new(SimConfig {
+        throttle_rate: 0.3,
+        server_error_rate: 0.05,
+        consistency_window: Duration::from_secs(3),
+        ..SimConfig::fast()
+    });
+    stack.converge(Mode::Remediate).await;
+    let copies = stack.copies_per_node();
+    assert!(copies.values().all(|&n| n == 1), "{copies:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn converges_with_a_5_second_consistency_window_without_duplicates() {
     let mut stack = Stack::new(SimConfig {

@@ -6,7 +6,6 @@
 //! One test function, run in order: moto's request log is shared by the whole server, so
 //! it holds moto alone (`common::moto_alone`) while the other tests wait.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::common::{self, moto};
@@ -14,7 +13,7 @@ use crate::common::{self, moto};
 use hipaa_operator::api::HipaaNetworkSpec;
 use hipaa_operator::blueprint;
 use hipaa_operator::cloud::aws::{AwsCloud, sdk_config};
-use hipaa_operator::cloud::{CallCounts, Owner, Provider};
+use hipaa_operator::cloud::{Owner, Provider};
 use hipaa_operator::engine::{self, ActionKind, Config, Engine, Mode, Records};
 
 fn moto_endpoint() -> String {
@@ -23,38 +22,6 @@ fn moto_endpoint() -> String {
 
 fn moto_api(method: &str, path: &str) -> String {
     moto::api(&moto::endpoint(), method, path)
-}
-
-/// (service, operation) -> count, from moto's request log.
-fn moto_counts() -> BTreeMap<(String, String), u64> {
-    moto::recorded_counts(&moto_api("GET", "/moto-api/recorder/download-recording"))
-}
-
-fn operator_counts(calls: &CallCounts) -> BTreeMap<(String, String), u64> {
-    let mut counts = BTreeMap::new();
-    for ((service, operation, _), n) in calls {
-        *counts
-            .entry((service.clone(), operation.clone()))
-            .or_default() += n;
-    }
-    counts
-}
-
-fn mutating(counts: &BTreeMap<(String, String), u64>) -> u64 {
-    counts
-        .iter()
-        .filter(|((_, op), _)| {
-            !(op.starts_with("Describe") || op.starts_with("List") || op.starts_with("Get"))
-        })
-        .map(|(_, n)| n)
-        .sum()
-}
-
-fn print_counts(title: &str, counts: &BTreeMap<(String, String), u64>) {
-    println!("{title}: {} calls", counts.values().sum::<u64>());
-    for ((service, operation), n) in counts {
-        println!("  {service}:{operation:<36} {n:>4}");
-    }
 }
 
 fn spec() -> HipaaNetworkSpec {
@@ -87,10 +54,10 @@ async fn the_network_on_moto_converges_drifts_back_and_deletes_with_matching_cal
     let plan = engine.plan(&graph, &owner, &Records::new()).await.unwrap();
     assert!(plan.actions.iter().all(|a| a.action == ActionKind::Create));
     assert_eq!(
-        mutating(&moto_counts()),
+        moto::mutating(&moto::shared_recorded_counts()),
         0,
         "plan is read-only: {:?}",
-        moto_counts()
+        moto::shared_recorded_counts()
     );
 
     // Converge, counting calls both ways.
@@ -108,9 +75,9 @@ async fn the_network_on_moto_converges_drifts_back_and_deletes_with_matching_cal
     .await
     .unwrap();
     assert!(outcome.ready, "{:?}", outcome.errors().collect::<Vec<_>>());
-    let ours = operator_counts(&cloud.calls());
-    let theirs = moto_counts();
-    print_counts(
+    let ours = moto::operator_counts(&cloud.calls());
+    let theirs = moto::shared_recorded_counts();
+    moto::print_counts(
         &format!("converge ({passes} passes), counted by the operator"),
         &ours,
     );
@@ -131,10 +98,18 @@ async fn the_network_on_moto_converges_drifts_back_and_deletes_with_matching_cal
         "{:?}",
         second.drift
     );
-    let ours = operator_counts(&cloud.calls());
-    print_counts("no-drift pass, counted by the operator", &ours);
-    assert_eq!(ours, moto_counts(), "counts agree on the steady pass too");
-    assert_eq!(mutating(&ours), 0, "a no-drift pass makes no mutating call");
+    let ours = moto::operator_counts(&cloud.calls());
+    moto::print_counts("no-drift pass, counted by the operator", &ours);
+    assert_eq!(
+        ours,
+        moto::shared_recorded_counts(),
+        "counts agree on the steady pass too"
+    );
+    assert_eq!(
+        moto::mutating(&ours),
+        0,
+        "a no-drift pass makes no mutating call"
+    );
 
     // A console user opens SSH to the world on the bastion's security group.
     let sg = records["sg/bastion"].id.clone();

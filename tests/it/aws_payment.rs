@@ -6,7 +6,6 @@
 //!
 //! moto's request log is shared by the whole server: the test holds moto alone.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::common::{self, moto};
@@ -15,44 +14,11 @@ use hipaa_operator::api::{HipaaNetworkSpec, PaymentPipeline};
 use hipaa_operator::blueprint;
 use hipaa_operator::blueprint::payment::NetworkOutputs;
 use hipaa_operator::cloud::aws::{AwsCloud, sdk_config};
-use hipaa_operator::cloud::{CallCounts, Owner, Provider};
+use hipaa_operator::cloud::{Owner, Provider};
 use hipaa_operator::engine::{self, ActionKind, Config, Engine, Mode, Records};
 
 fn moto_api(method: &str, path: &str) -> String {
     moto::api(&moto::endpoint(), method, path)
-}
-
-fn moto_counts() -> BTreeMap<(String, String), u64> {
-    moto::recorded_counts(&moto_api("GET", "/moto-api/recorder/download-recording"))
-}
-
-fn operator_counts(calls: &CallCounts) -> BTreeMap<(String, String), u64> {
-    let mut counts = BTreeMap::new();
-    for ((service, operation, _), n) in calls {
-        *counts
-            .entry((service.clone(), operation.clone()))
-            .or_default() += n;
-    }
-    counts
-}
-
-fn mutating(counts: &BTreeMap<(String, String), u64>) -> u64 {
-    counts
-        .iter()
-        .filter(|((_, op), _)| hipaa_operator::cloud::audit::is_mutating(op))
-        .map(|(_, n)| n)
-        .sum()
-}
-
-fn print_counts(title: &str, counts: &BTreeMap<(String, String), u64>) {
-    println!(
-        "{title}: {} calls, {} mutating",
-        counts.values().sum::<u64>(),
-        mutating(counts)
-    );
-    for ((service, operation), n) in counts {
-        println!("  {service}:{operation:<36} {n:>4}");
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -131,10 +97,10 @@ async fn the_pipeline_on_moto_converges_drifts_back_and_deletes_with_matching_ca
     let plan = engine.plan(&graph, &owner, &Records::new()).await.unwrap();
     assert!(plan.actions.iter().all(|a| a.action == ActionKind::Create));
     assert_eq!(
-        mutating(&moto_counts()),
+        moto::mutating(&moto::shared_recorded_counts()),
         0,
         "plan is read-only: {:?}",
-        moto_counts()
+        moto::shared_recorded_counts()
     );
 
     // Converge, counting calls both ways.
@@ -152,14 +118,14 @@ async fn the_pipeline_on_moto_converges_drifts_back_and_deletes_with_matching_ca
     .await
     .unwrap();
     assert!(outcome.ready, "{:?}", outcome.errors().collect::<Vec<_>>());
-    let ours = operator_counts(&cloud.calls());
-    print_counts(
+    let ours = moto::operator_counts(&cloud.calls());
+    moto::print_counts(
         &format!("pipeline converge ({passes} passes), counted by the operator"),
         &ours,
     );
     assert_eq!(
         ours,
-        moto_counts(),
+        moto::shared_recorded_counts(),
         "the operator's count and moto's request log agree"
     );
 
@@ -175,10 +141,18 @@ async fn the_pipeline_on_moto_converges_drifts_back_and_deletes_with_matching_ca
         "{:?}",
         second.drift
     );
-    let ours = operator_counts(&cloud.calls());
-    print_counts("pipeline no-drift pass, counted by the operator", &ours);
-    assert_eq!(ours, moto_counts(), "counts agree on the steady pass too");
-    assert_eq!(mutating(&ours), 0, "a no-drift pass makes no mutating call");
+    let ours = moto::operator_counts(&cloud.calls());
+    moto::print_counts("pipeline no-drift pass, counted by the operator", &ours);
+    assert_eq!(
+        ours,
+        moto::shared_recorded_counts(),
+        "counts agree on the steady pass too"
+    );
+    assert_eq!(
+        moto::mutating(&ours),
+        0,
+        "a no-drift pass makes no mutating call"
+    );
 
     // Point-in-time recovery off through the SDK: found, then turned on again.
     let table = records["dynamodb/table"].id.clone();

@@ -307,3 +307,46 @@ fn lambdas_rest_operations_are_named_from_method_and_path() {
     }
     assert_eq!(rest_operation("ec2", "GET", "/2015-03-31/functions"), None);
 }
+
+/// (service, operation) -> count, from the shared moto server's request log.
+pub fn shared_recorded_counts() -> BTreeMap<(String, String), u64> {
+    recorded_counts(&api(
+        &endpoint(),
+        "GET",
+        "/moto-api/recorder/download-recording",
+    ))
+}
+
+/// The operator's call counts as (service, operation) -> count, outcomes summed.
+pub fn operator_counts(
+    calls: &hipaa_operator::cloud::CallCounts,
+) -> BTreeMap<(String, String), u64> {
+    let mut counts = BTreeMap::new();
+    for ((service, operation, _), n) in calls {
+        *counts
+            .entry((service.clone(), operation.clone()))
+            .or_default() += n;
+    }
+    counts
+}
+
+/// How many of `counts` change something (everything but Describe/List/Get).
+pub fn mutating(counts: &BTreeMap<(String, String), u64>) -> u64 {
+    counts
+        .iter()
+        .filter(|((_, op), _)| hipaa_operator::cloud::audit::is_mutating(op))
+        .map(|(_, n)| n)
+        .sum()
+}
+
+/// Prints `counts` under `title`, one operation a line (the figures in BENCHMARKS.md).
+pub fn print_counts(title: &str, counts: &BTreeMap<(String, String), u64>) {
+    println!(
+        "{title}: {} calls, {} mutating",
+        counts.values().sum::<u64>(),
+        mutating(counts)
+    );
+    for ((service, operation), n) in counts {
+        println!("  {service}:{operation:<36} {n:>4}");
+    }
+}

@@ -57,6 +57,59 @@ fn print_calls(title: &str, calls: &CallCounts) {
     }
 }
 
+/// Converges `graph` from nothing by passes `poll` apart: (records, passes, time taken,
+/// the critical path's last node and length). Each node on the critical path costs one
+/// create call plus the time the simulated AWS took to make it available, and starts
+/// once all its dependencies are available.
+async fn converge_timed(
+    engine: &Engine<SimCloud>,
+    sim: &SimCloud,
+    graph: &blueprint::Graph,
+    owner: &Owner,
+    poll: Duration,
+    scale: f64,
+) -> (Records, usize, Duration, String, Duration) {
+    let started = Instant::now();
+    let (outcome, records, passes) = engine::run_until_ready(
+        engine,
+        graph,
+        owner,
+        &Records::new(),
+        Mode::Remediate,
+        poll,
+        10_000,
+    )
+    .await
+    .unwrap();
+    let elapsed = started.elapsed();
+    assert!(outcome.ready);
+    let readiness: BTreeMap<String, Duration> = sim.readiness().into_iter().collect();
+    let (last, critical) = graph
+        .critical_path(|key| {
+            CREATE_CALL.mul_f64(scale) + readiness.get(key).copied().unwrap_or_default()
+        })
+        .unwrap();
+    (records, passes, elapsed, last, critical)
+}
+
+/// One more pass over a converged graph: no drift, and the calls it made.
+async fn no_drift_pass(
+    engine: &Engine<SimCloud>,
+    sim: &SimCloud,
+    graph: &blueprint::Graph,
+    owner: &Owner,
+    records: &Records,
+    title: &str,
+) {
+    sim.reset_calls();
+    let steady = engine
+        .converge(graph, owner, records, Mode::Remediate)
+        .await
+        .unwrap();
+    assert!(steady.ready && steady.drift.is_empty());
+    print_calls(title, &sim.calls());
+}
+
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
     let scale: f64 = std::env::args()
@@ -81,29 +134,8 @@ async fn main() {
         .unwrap_or(5.0);
     let poll = Duration::from_secs_f64(requeue * scale);
 
-    let started = Instant::now();
-    let (outcome, records, passes) = engine::run_until_ready(
-        &engine,
-        &graph,
-        &owner,
-        &Records::new(),
-        Mode::Remediate,
-        poll,
-        10_000,
-    )
-    .await
-    .unwrap();
-    let elapsed = started.elapsed();
-    assert!(outcome.ready);
-
-    // Critical path: each node takes one create call plus the time AWS took to make it
-    // available; it can start once all its dependencies are available.
-    let readiness: BTreeMap<String, Duration> = sim.readiness().into_iter().collect();
-    let (last, critical) = graph
-        .critical_path(|key| {
-            CREATE_CALL.mul_f64(scale) + readiness.get(key).copied().unwrap_or_default()
-        })
-        .unwrap();
+    let (records, passes, elapsed, last, critical) =
+        converge_timed(&engine, &sim, &graph, &owner, poll, scale).await;
 
     println!(
         "engine bench: HipaaNetwork clinic-net (2 zones, NAT per zone), latency scale {scale}, requeue {poll:?}"
@@ -122,13 +154,15 @@ async fn main() {
     );
     print_calls("AWS calls for the full converge", &sim.calls());
 
-    sim.reset_calls();
-    let steady = engine
-        .converge(&graph, &owner, &records, Mode::Remediate)
-        .await
-        .unwrap();
-    assert!(steady.ready && steady.drift.is_empty());
-    print_calls("AWS calls for a no-drift pass", &sim.calls());
+    no_drift_pass(
+        &engine,
+        &sim,
+        &graph,
+        &owner,
+        &records,
+        "AWS calls for a no-drift pass",
+    )
+    .await;
 
     // The pipeline in that network, from the network's Ready.
     let pipeline: PaymentPipeline = example("PaymentPipeline");
@@ -147,26 +181,8 @@ async fn main() {
     };
     let graph = blueprint::payment::build(&owner, &pipeline.spec, &outputs).unwrap();
     sim.reset_calls();
-    let started = Instant::now();
-    let (outcome, records, passes) = engine::run_until_ready(
-        &engine,
-        &graph,
-        &owner,
-        &Records::new(),
-        Mode::Remediate,
-        poll,
-        10_000,
-    )
-    .await
-    .unwrap();
-    let elapsed = started.elapsed();
-    assert!(outcome.ready);
-    let readiness: BTreeMap<String, Duration> = sim.readiness().into_iter().collect();
-    let (last, critical) = graph
-        .critical_path(|key| {
-            CREATE_CALL.mul_f64(scale) + readiness.get(key).copied().unwrap_or_default()
-        })
-        .unwrap();
+    let (records, passes, elapsed, last, critical) =
+        converge_timed(&engine, &sim, &graph, &owner, poll, scale).await;
     println!(
         "PaymentPipeline clinic-payments: {passes} passes in {:.2} s; critical path {:.2} s (ends at {last}); ratio {:.3}",
         elapsed.as_secs_f64(),
@@ -174,11 +190,13 @@ async fn main() {
         elapsed.as_secs_f64() / critical.as_secs_f64()
     );
     print_calls("AWS calls for the pipeline's converge", &sim.calls());
-    sim.reset_calls();
-    let steady = engine
-        .converge(&graph, &owner, &records, Mode::Remediate)
-        .await
-        .unwrap();
-    assert!(steady.ready && steady.drift.is_empty());
-    print_calls("AWS calls for a pipeline no-drift pass", &sim.calls());
+    no_drift_pass(
+        &engine,
+        &sim,
+        &graph,
+        &owner,
+        &records,
+        "AWS calls for a pipeline no-drift pass",
+    )
+    .await;
 }
